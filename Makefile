@@ -1,0 +1,30 @@
+# edu_outbox: PGXS build. `make && make install` against PostgreSQL 15.
+MODULE_big = edu_outbox
+OBJS = \
+	src/edu_outbox.o \
+	src/settings.o \
+	src/shared_state.o \
+	src/publish.o \
+	src/batch.o \
+	src/cleanup.o \
+	src/relay_worker.o \
+	relay/topic.o \
+	relay/properties.o \
+	relay/headers.o \
+	relay/producer.o \
+	relay/delivery.o
+
+EXTENSION = edu_outbox
+DATA = sql/edu_outbox--0.1.sql
+PGFILEDESC = "edu_outbox - transactional outbox relayed to Kafka"
+
+SHLIB_LINK = -lrdkafka -ljansson
+PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror=implicit-function-declaration
+
+# pg_regress: sql/NAME.sql against expected/NAME.out, on the running test cluster.
+REGRESS = publish
+REGRESS_OPTS = --inputdir=. --load-extension=edu_outbox
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

@@ -1,0 +1,174 @@
+/*
+ * producer.c: the idempotent librdkafka producer the relay sends through,
+ * and the callbacks that record its health.
+ *
+ * All callbacks here are served on the thread that calls rd_kafka_poll() or
+ * rd_kafka_flush(), i.e. the worker's own thread (logs are routed there
+ * too); they only write into RelayProducer.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "producer_internal.h"
+
+/*
+ * Defaults that users may override through the property list. A finite
+ * message timeout lets the relay notice an outage and back off instead of
+ * waiting blind; linger is kept short because the relay already hands over
+ * whole batches, and commit-to-Kafka latency matters more.
+ */
+static const char *const default_properties[][2] = {
+	{"linger.ms", "1"},
+	{"message.timeout.ms", "30000"},
+	{"socket.keepalive.enable", "true"},
+	{"log.connection.close", "false"},
+	{NULL, NULL}
+};
+
+static void
+error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	RelayProducer *p = opaque;
+
+	if (err == RD_KAFKA_RESP_ERR__FATAL)
+	{
+		char		buf[RELAY_ERRLEN];
+		rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof(buf));
+
+		p->health.fatal = true;
+		p->health.last_error = orig;
+		snprintf(p->health.last_error_text, RELAY_ERRLEN, "fatal: %s", buf);
+		return;
+	}
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+		p->health.brokers_down = true;
+	p->health.last_error = err;
+	snprintf(p->health.last_error_text, RELAY_ERRLEN, "%s", reason);
+}
+
+/* librdkafka's own log lines are kept out of the server log; warnings feed last_error. */
+static void
+log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	RelayProducer *p = rd_kafka_opaque(rk);
+
+	if (p != NULL && level <= 4)
+		snprintf(p->health.last_error_text, RELAY_ERRLEN, "%s: %s", fac, buf);
+}
+
+typedef struct ConfState
+{
+	rd_kafka_conf_t *conf;
+	char	   *errbuf;
+	size_t		errlen;
+	bool		failed;
+} ConfState;
+
+static bool
+conf_set(ConfState *st, const char *key, const char *value)
+{
+	char		rderr[RELAY_ERRLEN];
+
+	if (st->failed)
+		return false;
+	if (rd_kafka_conf_set(st->conf, key, value, rderr, sizeof(rderr)) != RD_KAFKA_CONF_OK)
+	{
+		snprintf(st->errbuf, st->errlen, "librdkafka rejected property \"%s\": %s", key, rderr);
+		st->failed = true;
+		return false;
+	}
+	return true;
+}
+
+static void
+conf_set_user(const char *key, const char *value, void *arg)
+{
+	conf_set(arg, key, value);
+}
+
+RelayProducer *
+relay_producer_create(const char *brokers, const char *properties,
+					  char *errbuf, size_t errlen)
+{
+	RelayProducer *p;
+	ConfState	st;
+	rd_kafka_t *rk;
+
+	if (!relay_properties_check(properties, errbuf, errlen))
+		return NULL;
+
+	p = calloc(1, sizeof(RelayProducer));
+	if (p == NULL)
+	{
+		snprintf(errbuf, errlen, "out of memory");
+		return NULL;
+	}
+	st.conf = rd_kafka_conf_new();
+	st.errbuf = errbuf;
+	st.errlen = errlen;
+	st.failed = false;
+
+	for (int i = 0; default_properties[i][0]; i++)
+		conf_set(&st, default_properties[i][0], default_properties[i][1]);
+	relay_properties_foreach(properties, conf_set_user, &st, errbuf, errlen);
+	/* Owned by the relay, set last: idempotence implies acks=all. */
+	conf_set(&st, "bootstrap.servers", brokers);
+	conf_set(&st, "enable.idempotence", "true");
+	/* Fail fatally rather than leave a gap that a resend would fill out of order. */
+	conf_set(&st, "enable.gapless.guarantee", "true");
+	conf_set(&st, "log.queue", "true");
+	if (st.failed)
+	{
+		rd_kafka_conf_destroy(st.conf);
+		free(p);
+		return NULL;
+	}
+	rd_kafka_conf_set_opaque(st.conf, p);
+	rd_kafka_conf_set_dr_msg_cb(st.conf, relay_delivery_report);
+	rd_kafka_conf_set_error_cb(st.conf, error_cb);
+	rd_kafka_conf_set_log_cb(st.conf, log_cb);
+
+	rk = rd_kafka_new(RD_KAFKA_PRODUCER, st.conf, errbuf, errlen);
+	if (rk == NULL)
+	{
+		rd_kafka_conf_destroy(st.conf);
+		free(p);
+		return NULL;
+	}
+	/* Route log lines to the main queue, served by our own poll calls. */
+	rd_kafka_set_log_queue(rk, NULL);
+	p->rk = rk;
+	return p;
+}
+
+void
+relay_producer_destroy(RelayProducer *p)
+{
+	if (p == NULL)
+		return;
+	/* Anything still queued is failed (reported) now, not sent later. */
+	rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	rd_kafka_flush(p->rk, 2000);
+	p->batch = NULL;
+	rd_kafka_destroy(p->rk);
+	free(p);
+}
+
+void
+relay_producer_poll(RelayProducer *p, int timeout_ms)
+{
+	rd_kafka_poll(p->rk, timeout_ms);
+}
+
+void
+relay_producer_flush(RelayProducer *p, int timeout_ms)
+{
+	rd_kafka_flush(p->rk, timeout_ms);
+}
+
+void
+relay_producer_health(RelayProducer *p, RelayHealth *out)
+{
+	*out = p->health;
+}

@@ -1,0 +1,130 @@
+/*
+ * properties.c: the pass-through list of librdkafka properties
+ * ("name=value; name=value"), parsed and validated without a producer.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "relay.h"
+
+/* Properties the relay sets itself; overriding them would break delivery guarantees. */
+static const char *const owned_properties[] = {
+	"bootstrap.servers", "metadata.broker.list", "enable.idempotence",
+	"acks", "request.required.acks", "transactional.id",
+	"enable.gapless.guarantee", NULL
+};
+
+static char *
+trim(char *s)
+{
+	char	   *end;
+
+	while (isspace((unsigned char) *s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char) end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+bool
+relay_properties_foreach(const char *list, relay_property_fn fn, void *arg,
+						 char *errbuf, size_t errlen)
+{
+	char	   *copy,
+			   *item,
+			   *save = NULL;
+	bool		ok = true;
+
+	if (list == NULL)
+		return true;
+	copy = strdup(list);
+	if (copy == NULL)
+	{
+		snprintf(errbuf, errlen, "out of memory");
+		return false;
+	}
+	for (item = strtok_r(copy, ";", &save); item; item = strtok_r(NULL, ";", &save))
+	{
+		char	   *eq,
+				   *key,
+				   *value;
+
+		item = trim(item);
+		if (*item == '\0')
+			continue;
+		eq = strchr(item, '=');
+		if (eq == NULL)
+		{
+			/* the item may be a secret: name only its position */
+			snprintf(errbuf, errlen,
+					 "Each entry must have the form name=value; an entry without \"=\" was found.");
+			ok = false;
+			break;
+		}
+		*eq = '\0';
+		key = trim(item);
+		value = trim(eq + 1);
+		if (*key == '\0')
+		{
+			snprintf(errbuf, errlen, "An entry has an empty property name.");
+			ok = false;
+			break;
+		}
+		fn(key, value, arg);
+	}
+	free(copy);
+	return ok;
+}
+
+typedef struct CheckState
+{
+	rd_kafka_conf_t *conf;
+	char	   *errbuf;
+	size_t		errlen;
+	bool		failed;
+} CheckState;
+
+static void
+check_one(const char *key, const char *value, void *arg)
+{
+	CheckState *st = arg;
+	char		rderr[RELAY_ERRLEN];
+
+	if (st->failed)
+		return;
+	for (int i = 0; owned_properties[i]; i++)
+	{
+		if (strcmp(key, owned_properties[i]) == 0)
+		{
+			snprintf(st->errbuf, st->errlen,
+					 "Property \"%s\" is set by edu_outbox itself and cannot be overridden.", key);
+			st->failed = true;
+			return;
+		}
+	}
+	if (rd_kafka_conf_set(st->conf, key, value, rderr, sizeof(rderr)) != RD_KAFKA_CONF_OK)
+	{
+		snprintf(st->errbuf, st->errlen, "librdkafka rejected property \"%s\": %s", key, rderr);
+		st->failed = true;
+	}
+}
+
+bool
+relay_properties_check(const char *list, char *errbuf, size_t errlen)
+{
+	CheckState	st;
+
+	st.conf = rd_kafka_conf_new();
+	st.errbuf = errbuf;
+	st.errlen = errlen;
+	st.failed = false;
+	if (!relay_properties_foreach(list, check_one, &st, errbuf, errlen))
+		st.failed = true;
+	rd_kafka_conf_destroy(st.conf);
+	return !st.failed;
+}

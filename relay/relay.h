@@ -1,0 +1,122 @@
+/*
+ * relay.h: the Kafka side of edu_outbox.
+ *
+ * Plain C on top of librdkafka and jansson. Nothing here includes postgres.h
+ * or calls PostgreSQL: librdkafka's callbacks only record outcomes in the
+ * structures below, and the caller (the background worker, or any other
+ * program) acts on them from its own thread.
+ */
+#ifndef EDU_OUTBOX_RELAY_H
+#define EDU_OUTBOX_RELAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RELAY_ERRLEN 512
+
+/* ---- topic.c: Kafka's topic name rules ---- */
+#define RELAY_TOPIC_MAX_LEN 249
+/* NULL if the name is a legal Kafka topic, else a sentence saying why not. */
+extern const char *relay_topic_problem(const char *topic, size_t len);
+
+/* ---- properties.c: "key=value; key=value" pass-through settings ---- */
+typedef void (*relay_property_fn) (const char *key, const char *value, void *arg);
+/*
+ * Splits a property list and calls fn for each pair. Returns false and fills
+ * errbuf on a syntax error.
+ */
+extern bool relay_properties_foreach(const char *list, relay_property_fn fn,
+									 void *arg, char *errbuf, size_t errlen);
+/*
+ * Checks a list against librdkafka's own configuration (unknown names, bad
+ * values) and against the properties the relay owns. No secrets are copied
+ * into errbuf: only the offending property name and librdkafka's reason.
+ */
+extern bool relay_properties_check(const char *list, char *errbuf, size_t errlen);
+
+/* ---- headers.c: user headers (a JSON object of strings) ---- */
+struct rd_kafka_headers_s;
+/*
+ * Builds the record headers: every member of headers_json (may be NULL) plus
+ * outbox-id. Returns NULL and fills errbuf if the JSON is not an object of
+ * strings.
+ */
+extern struct rd_kafka_headers_s *relay_headers_build(const char *headers_json,
+													  int64_t outbox_id,
+													  char *errbuf, size_t errlen);
+
+/* ---- producer.c / delivery.c ---- */
+
+/* One record to send; the strings are the caller's and must outlive the send. */
+typedef struct RelayRecord
+{
+	int64_t		id;				/* outbox id, also sent as header outbox-id */
+	const char *topic;
+	const char *key;			/* NULL: no key */
+	size_t		key_len;
+	const char *value;
+	size_t		value_len;
+	const char *headers_json;	/* NULL: only outbox-id */
+	int64_t		timestamp_ms;	/* record timestamp, ms since the epoch */
+} RelayRecord;
+
+/* Per-record outcome, written by the delivery report callback. */
+typedef enum RelayOutcome
+{
+	RELAY_PENDING = 0,			/* not sent, or no report yet */
+	RELAY_DELIVERED,			/* broker acknowledged it (acks=all) */
+	RELAY_FAILED				/* report carried an error: send again */
+} RelayOutcome;
+
+typedef struct RelayBatch
+{
+	int			nrecords;
+	int			nsent;			/* records handed to librdkafka */
+	int			nreported;		/* delivery reports received */
+	RelayOutcome *outcome;		/* nrecords entries */
+	int			first_error;	/* rd_kafka_resp_err_t of first failure */
+	char		first_error_text[RELAY_ERRLEN];
+} RelayBatch;
+
+typedef struct RelayProducer RelayProducer;
+
+/* Connection state seen through librdkafka's error and stats callbacks. */
+typedef struct RelayHealth
+{
+	bool		fatal;			/* producer must be destroyed and replaced */
+	bool		brokers_down;	/* all brokers unreachable right now */
+	int			last_error;		/* rd_kafka_resp_err_t, 0 if none */
+	char		last_error_text[RELAY_ERRLEN];
+} RelayHealth;
+
+/*
+ * Creates an idempotent producer (acks=all). properties is the pass-through
+ * list; the relay's own defaults are applied first so users may override
+ * linger.ms and the like, but never idempotence or acks.
+ */
+extern RelayProducer *relay_producer_create(const char *brokers,
+											const char *properties,
+											char *errbuf, size_t errlen);
+/* Purges whatever is still queued, waits briefly for its reports, frees. */
+extern void relay_producer_destroy(RelayProducer *producer);
+/* Serves callbacks for up to timeout_ms. */
+extern void relay_producer_poll(RelayProducer *producer, int timeout_ms);
+extern void relay_producer_health(RelayProducer *producer, RelayHealth *out);
+/* Waits up to timeout_ms for queued records to be acknowledged. */
+extern void relay_producer_flush(RelayProducer *producer, int timeout_ms);
+
+extern void relay_batch_init(RelayBatch *batch, int nrecords, RelayOutcome *outcome);
+/*
+ * Hands records [batch->nsent, nrecords) to librdkafka, stopping at the first
+ * one it refuses for good (that one is marked FAILED). A full local queue is
+ * served by polling, not an error. Returns false if sending stopped early.
+ */
+extern bool relay_batch_send(RelayProducer *producer, RelayBatch *batch,
+							 const RelayRecord *records);
+/* Number of leading records that are DELIVERED. */
+extern int	relay_batch_delivered_prefix(const RelayBatch *batch);
+/* True once every sent record has its delivery report. */
+extern bool relay_batch_settled(const RelayBatch *batch);
+
+#endif							/* EDU_OUTBOX_RELAY_H */

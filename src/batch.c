@@ -1,0 +1,396 @@
+/*
+ * batch.c: batch selection, fetching and progress in SQL (see batch.h).
+ */
+#include "postgres.h"
+
+#include "access/commit_ts.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "batch.h"
+#include "edu_outbox.h"
+
+/* Transactions of a batch, in commit order. */
+#define TXNS_SQL(order) \
+	"SELECT xid::text, count(*)::int4 FROM " OUTBOX_SCHEMA ".outbox " \
+	"WHERE xid >= pg_snapshot_xmin($1::pg_snapshot) " \
+	"  AND xid < pg_snapshot_xmax($2::pg_snapshot) " \
+	"  AND pg_visible_in_snapshot(xid, $2::pg_snapshot) " \
+	"  AND NOT pg_visible_in_snapshot(xid, $1::pg_snapshot) " \
+	"GROUP BY xid ORDER BY " order
+
+static const char *const txns_by_commit_ts_sql =
+TXNS_SQL("pg_xact_commit_timestamp(xid::xid) NULLS FIRST, min(id)");
+static const char *const txns_by_first_id_sql = TXNS_SQL("min(id)");
+
+/* Rows of the given transactions (by ordinality), skipping the first one's delivered rows. */
+static const char *const fetch_sql =
+"SELECT o.id, t.ord::int4, o.topic, o.key, o.payload::text, o.headers::text, "
+"       (extract(epoch FROM o.created_at) * 1000)::int8 "
+"FROM unnest($1::xid8[]) WITH ORDINALITY AS t(xid, ord) "
+"JOIN " OUTBOX_SCHEMA ".outbox o ON o.xid = t.xid "
+"WHERE o.id > CASE WHEN t.ord = 1 THEN $2 ELSE 0 END "
+"ORDER BY t.ord, o.id LIMIT $3";
+
+static const char *const load_sql =
+"SELECT delivered_snapshot::text, batch_snapshot::text, batch_pos_index, "
+"       batch_pos_xid::text, batch_pos_done, batch_pos_last_id "
+"FROM " OUTBOX_SCHEMA ".relay_state";
+
+static const char *const persist_sql =
+"UPDATE " OUTBOX_SCHEMA ".relay_state SET delivered_snapshot = $1::pg_snapshot, "
+"  batch_snapshot = $2::pg_snapshot, batch_pos_index = $3, batch_pos_xid = $4::xid8, "
+"  batch_pos_done = $5, batch_pos_last_id = $6, updated_at = now()";
+
+static SPIPlanPtr
+plan_once(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
+{
+	if (*slot == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		*slot = plan;
+	}
+	return *slot;
+}
+
+static char *
+get_text(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt, int *len)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+	text	   *t;
+	char	   *s;
+	int			n;
+
+	if (isnull)
+	{
+		if (len)
+			*len = 0;
+		return NULL;
+	}
+	t = DatumGetTextPP(d);
+	n = VARSIZE_ANY_EXHDR(t);
+	s = MemoryContextAlloc(cxt, n + 1);
+	memcpy(s, VARDATA_ANY(t), n);
+	s[n] = '\0';
+	if (len)
+		*len = n;
+	return s;
+}
+
+static int64
+get_int(HeapTuple tup, TupleDesc desc, int col, bool is64)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	if (isnull)
+		return 0;
+	return is64 ? DatumGetInt64(d) : DatumGetInt32(d);
+}
+
+/* delivered_snapshot outlives batches, so it lives in TopMemoryContext. */
+static void
+set_delivered(OutboxBatch *batch, const char *snapshot)
+{
+	char	   *old = batch->delivered_snapshot;
+
+	batch->delivered_snapshot = MemoryContextStrdup(TopMemoryContext, snapshot);
+	if (old)
+		pfree(old);
+}
+
+void
+outbox_batch_reset(OutboxBatch *batch)
+{
+	if (batch->cxt == NULL)
+		batch->cxt = AllocSetContextCreate(TopMemoryContext, "edu_outbox batch",
+										   ALLOCSET_DEFAULT_SIZES);
+	else
+		MemoryContextReset(batch->cxt);
+	batch->loaded = false;
+	batch->open = false;
+	batch->dirty = false;
+	batch->persisted_at = 0;
+	if (batch->delivered_snapshot)
+		pfree(batch->delivered_snapshot);
+	batch->delivered_snapshot = NULL;
+	batch->batch_snapshot = NULL;
+	batch->txns = NULL;
+	batch->ntxns = 0;
+	batch->pos_index = 0;
+	batch->pos_done = 0;
+	batch->pos_last_id = 0;
+}
+
+/* Lists the transactions visible in batch_snapshot but not in delivered_snapshot. */
+static void
+list_transactions(OutboxBatch *batch)
+{
+	static SPIPlanPtr by_ts = NULL,
+				by_id = NULL;
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	SPIPlanPtr	plan;
+	int			ret;
+
+	values[0] = CStringGetTextDatum(batch->delivered_snapshot);
+	values[1] = CStringGetTextDatum(batch->batch_snapshot);
+	plan = track_commit_timestamp ?
+		plan_once(&by_ts, txns_by_commit_ts_sql, 2, types) :
+		plan_once(&by_id, txns_by_first_id_sql, 2, types);
+	ret = SPI_execute_plan(plan, values, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "edu_outbox: listing batch transactions failed: %s",
+			 SPI_result_code_string(ret));
+
+	batch->ntxns = (int) SPI_processed;
+	batch->txns = batch->ntxns == 0 ? NULL :
+		MemoryContextAlloc(batch->cxt, sizeof(OutboxTxn) * batch->ntxns);
+	for (int i = 0; i < batch->ntxns; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		char	   *xid = get_text(tup, SPI_tuptable->tupdesc, 1, CurrentMemoryContext, NULL);
+
+		batch->txns[i].xid = strtou64(xid, NULL, 10);
+		batch->txns[i].nrows = (int32) get_int(tup, SPI_tuptable->tupdesc, 2, false);
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+void
+outbox_batch_load(OutboxBatch *batch)
+{
+	static SPIPlanPtr plan = NULL;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	char	   *pos_xid;
+	int			ret;
+
+	outbox_batch_reset(batch);
+	ret = SPI_execute_plan(plan_once(&plan, load_sql, 0, NULL), NULL, NULL, true, 0);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("edu_outbox.relay_state must hold exactly one row"),
+				 errhint("Recreate the extension, or restore the row from a backup.")));
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	set_delivered(batch, get_text(tup, desc, 1, CurrentMemoryContext, NULL));
+	batch->batch_snapshot = get_text(tup, desc, 2, batch->cxt, NULL);
+	batch->pos_index = (int) get_int(tup, desc, 3, false);
+	pos_xid = get_text(tup, desc, 4, batch->cxt, NULL);
+	batch->pos_done = (int) get_int(tup, desc, 5, false);
+	batch->pos_last_id = get_int(tup, desc, 6, true);
+	batch->loaded = true;
+	batch->persisted_at = GetCurrentTimestamp();
+
+	if (batch->batch_snapshot == NULL)
+		return;
+
+	/* Rebuild the open batch; its transaction order is deterministic. */
+	batch->open = true;
+	list_transactions(batch);
+	if (batch->pos_index == 0 && batch->pos_done == 0)
+		return;
+	if (pos_xid == NULL || batch->pos_index >= batch->ntxns ||
+		batch->txns[batch->pos_index].xid != strtou64(pos_xid, NULL, 10))
+	{
+		/* e.g. track_commit_timestamp changed: resending beats skipping */
+		ereport(WARNING,
+				(errmsg("edu_outbox relay position does not match its batch; resending the batch from its start"),
+				 errdetail("Saved position %d (transaction %s) in a batch of %d transactions.",
+						   batch->pos_index, pos_xid ? pos_xid : "none", batch->ntxns)));
+		batch->pos_index = 0;
+		batch->pos_done = 0;
+		batch->pos_last_id = 0;
+		batch->dirty = true;
+	}
+}
+
+void
+outbox_batch_persist(OutboxBatch *batch)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[6] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, INT4OID, INT8OID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	int			ret;
+
+	values[0] = CStringGetTextDatum(batch->delivered_snapshot);
+	if (batch->open)
+		values[1] = CStringGetTextDatum(batch->batch_snapshot);
+	else
+		nulls[1] = 'n';
+	values[2] = Int32GetDatum(batch->open ? batch->pos_index : 0);
+	if (batch->open && batch->pos_index < batch->ntxns)
+		values[3] = CStringGetTextDatum(psprintf(UINT64_FORMAT, batch->txns[batch->pos_index].xid));
+	else
+		nulls[3] = 'n';
+	values[4] = Int32GetDatum(batch->open ? batch->pos_done : 0);
+	values[5] = Int64GetDatum(batch->open ? batch->pos_last_id : 0);
+
+	ret = SPI_execute_plan(plan_once(&plan, persist_sql, 6, types), values, nulls, false, 0);
+	if (ret != SPI_OK_UPDATE || SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("edu_outbox.relay_state must hold exactly one row")));
+	batch->dirty = false;
+	batch->persisted_at = GetCurrentTimestamp();
+}
+
+bool
+outbox_batch_begin(OutboxBatch *batch)
+{
+	int			ret;
+	char	   *snap;
+
+	if (batch->open)
+		return batch->pos_index < batch->ntxns;
+
+	/* the previous batch's transaction list is no longer needed */
+	MemoryContextReset(batch->cxt);
+	ret = SPI_execute("SELECT pg_current_snapshot()::text", true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "edu_outbox: could not take a snapshot");
+	snap = get_text(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, batch->cxt, NULL);
+	SPI_freetuptable(SPI_tuptable);
+
+	batch->batch_snapshot = snap;
+	batch->pos_index = 0;
+	batch->pos_done = 0;
+	batch->pos_last_id = 0;
+	list_transactions(batch);
+	if (batch->ntxns > 0)
+	{
+		batch->open = true;
+		return true;
+	}
+
+	/*
+	 * Nothing new: move the lower bound forward in memory so later scans
+	 * stay short, and persist it now and then.
+	 */
+	set_delivered(batch, snap);
+	batch->batch_snapshot = NULL;
+	if (TimestampDifferenceExceeds(batch->persisted_at, GetCurrentTimestamp(), 10000))
+		batch->dirty = true;
+	return false;
+}
+
+int
+outbox_batch_fetch(OutboxBatch *batch, int limit, MemoryContext cxt,
+				   OutboxEvent **events)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[3] = {TEXTOID, INT8OID, INT4OID};
+	Datum		values[3];
+	StringInfoData xids;
+	int64		want = 0;
+	int			ret;
+	int			n;
+	OutboxEvent *ev;
+
+	if (!batch->open || batch->pos_index >= batch->ntxns)
+		return 0;
+
+	/* Enough whole transactions to fill the chunk. */
+	initStringInfo(&xids);
+	appendStringInfoChar(&xids, '{');
+	for (int i = batch->pos_index; i < batch->ntxns && want < limit; i++)
+	{
+		if (i > batch->pos_index)
+			appendStringInfoChar(&xids, ',');
+		appendStringInfo(&xids, UINT64_FORMAT, batch->txns[i].xid);
+		want += batch->txns[i].nrows - (i == batch->pos_index ? batch->pos_done : 0);
+	}
+	appendStringInfoChar(&xids, '}');
+
+	values[0] = CStringGetTextDatum(xids.data);
+	values[1] = Int64GetDatum(batch->pos_last_id);
+	values[2] = Int32GetDatum(limit);
+	ret = SPI_execute_plan(plan_once(&plan, fetch_sql, 3, types), values, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "edu_outbox: fetching events failed: %s", SPI_result_code_string(ret));
+
+	n = (int) SPI_processed;
+	ev = MemoryContextAllocZero(cxt, sizeof(OutboxEvent) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+
+		ev[i].id = get_int(tup, desc, 1, true);
+		ev[i].txn_index = batch->pos_index + (int) get_int(tup, desc, 2, false) - 1;
+		ev[i].topic = get_text(tup, desc, 3, cxt, NULL);
+		ev[i].key = get_text(tup, desc, 4, cxt, &ev[i].key_len);
+		ev[i].payload = get_text(tup, desc, 5, cxt, &ev[i].payload_len);
+		ev[i].headers = get_text(tup, desc, 6, cxt, NULL);
+		ev[i].timestamp_ms = get_int(tup, desc, 7, true);
+	}
+	SPI_freetuptable(SPI_tuptable);
+
+	/* The batch's transactions committed before it began: their rows cannot be missing. */
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("edu_outbox found no rows for transaction %llu of the open batch",
+						(unsigned long long) batch->txns[batch->pos_index].xid),
+				 errhint("Rows were removed from the outbox by hand; reset edu_outbox.relay_state.batch_snapshot to NULL to continue.")));
+	*events = ev;
+	return n;
+}
+
+void
+outbox_batch_advance(OutboxBatch *batch, const OutboxEvent *events, int ndelivered)
+{
+	for (int i = 0; i < ndelivered; i++)
+	{
+		Assert(events[i].txn_index >= batch->pos_index);
+		if (events[i].txn_index != batch->pos_index)
+		{
+			batch->pos_index = events[i].txn_index;
+			batch->pos_done = 0;
+		}
+		batch->pos_done++;
+		batch->pos_last_id = events[i].id;
+		if (batch->pos_done >= batch->txns[batch->pos_index].nrows)
+		{
+			batch->pos_index++;
+			batch->pos_done = 0;
+			batch->pos_last_id = 0;
+		}
+	}
+	if (ndelivered > 0)
+		batch->dirty = true;
+
+	if (batch->open && batch->pos_index >= batch->ntxns)
+	{
+		set_delivered(batch, batch->batch_snapshot);
+		batch->batch_snapshot = NULL;
+		batch->open = false;
+		batch->txns = NULL;
+		batch->ntxns = 0;
+		batch->pos_index = 0;
+		batch->pos_done = 0;
+		batch->pos_last_id = 0;
+	}
+}
+
+int64
+outbox_batch_remaining(const OutboxBatch *batch)
+{
+	int64		n = 0;
+
+	for (int i = batch->pos_index; i < batch->ntxns; i++)
+		n += batch->txns[i].nrows - (i == batch->pos_index ? batch->pos_done : 0);
+	return n;
+}

@@ -1,0 +1,94 @@
+/*
+ * cleanup.c: reclaiming outbox space without dead tuples.
+ *
+ * The outbox is partitioned by (id / 65536) % 4, so ids fill the partitions
+ * in turn. Before the id sequence reaches a partition again, the relay
+ * truncates it, provided every committed row in it was delivered. Holding
+ * ACCESS EXCLUSIVE on the partition while checking guarantees no
+ * transaction still has uncommitted rows there; a writer that drew an id
+ * for it meanwhile simply inserts after the TRUNCATE.
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "cleanup.h"
+#include "edu_outbox.h"
+
+#define OUTBOX_RANGE 65536
+#define OUTBOX_PARTITIONS 4
+
+static int64 cleaned_for_range = -1;	/* range whose successor is clean */
+static TimestampTz last_attempt = 0;
+
+void
+outbox_cleanup_forget(void)
+{
+	cleaned_for_range = -1;
+	last_attempt = 0;
+}
+
+bool
+outbox_cleanup(const char *delivered_snapshot)
+{
+	int64		last_value;
+	int64		range;
+	int			part;
+	char		relname[NAMEDATALEN];
+	Oid			relid;
+	bool		isnull;
+	int64		total,
+				undelivered;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	int			ret;
+
+	ret = SPI_execute("SELECT last_value FROM " OUTBOX_SCHEMA ".outbox_id_seq", true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "edu_outbox: could not read the outbox id sequence");
+	last_value = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	range = last_value / OUTBOX_RANGE;
+	if (range == cleaned_for_range)
+		return false;
+	/* a partition with undelivered rows is retried once a second, not every batch */
+	if (!TimestampDifferenceExceeds(last_attempt, GetCurrentTimestamp(), 1000))
+		return false;
+	last_attempt = GetCurrentTimestamp();
+
+	part = (int) ((range + 1) % OUTBOX_PARTITIONS);
+	snprintf(relname, sizeof(relname), "outbox_p%d", part);
+	relid = get_relname_relid(relname, get_namespace_oid(OUTBOX_SCHEMA, false));
+	if (!OidIsValid(relid))
+		elog(ERROR, "edu_outbox: partition %s.%s is missing", OUTBOX_SCHEMA, relname);
+	if (!ConditionalLockRelationOid(relid, AccessExclusiveLock))
+		return false;			/* a writer is in there; try again later */
+
+	values[0] = CStringGetTextDatum(delivered_snapshot);
+	ret = SPI_execute_with_args(psprintf("SELECT count(*), count(*) FILTER "
+										 "(WHERE NOT pg_visible_in_snapshot(xid, $1::pg_snapshot)) "
+										 "FROM %s.%s", OUTBOX_SCHEMA, relname),
+								1, types, values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "edu_outbox: could not inspect %s", relname);
+	total = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	undelivered = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	if (undelivered > 0)
+		return false;
+	if (total > 0)
+	{
+		ret = SPI_execute(psprintf("TRUNCATE %s.%s", OUTBOX_SCHEMA, relname), false, 0);
+		if (ret != SPI_OK_UTILITY)
+			elog(ERROR, "edu_outbox: could not truncate %s", relname);
+		ereport(DEBUG1,
+				(errmsg("edu_outbox relay truncated %s (" INT64_FORMAT " delivered events)",
+						relname, total)));
+	}
+	cleaned_for_range = range;
+	return total > 0;
+}

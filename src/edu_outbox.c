@@ -1,0 +1,26 @@
+/*
+ * edu_outbox.c: module entry point.
+ *
+ * Settings are defined whenever the library is loaded; shared memory and
+ * the relay worker only when it is loaded through shared_preload_libraries.
+ */
+#include "edu_outbox.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	outbox_define_settings();
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	outbox_shmem_init_hooks();
+	outbox_register_worker();
+}

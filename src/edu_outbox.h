@@ -1,0 +1,34 @@
+/*
+ * edu_outbox.h: declarations shared by the PostgreSQL side of edu_outbox.
+ */
+#ifndef EDU_OUTBOX_H
+#define EDU_OUTBOX_H
+
+#include "postgres.h"
+
+#include "storage/latch.h"
+
+/* Where the extension keeps its private tables. */
+#define OUTBOX_SCHEMA "edu_outbox"
+
+/* settings.c */
+extern char *outbox_brokers;
+extern char *outbox_database;
+extern char *outbox_kafka_properties;
+extern int	outbox_batch_size;
+extern int	outbox_poll_interval_ms;
+extern int	outbox_max_payload_size;
+extern int	outbox_final_flush_ms;
+extern void outbox_define_settings(void);
+
+/* shared_state.c */
+extern void outbox_shmem_init_hooks(void);
+extern void outbox_worker_attach(Oid dboid, Latch *latch);
+extern void outbox_worker_detach(void);
+extern void outbox_wake_worker_at_commit(void);
+
+/* relay_worker.c */
+extern void outbox_register_worker(void);
+PGDLLEXPORT void outbox_relay_main(Datum main_arg);
+
+#endif							/* EDU_OUTBOX_H */

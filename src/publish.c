@@ -1,0 +1,146 @@
+/*
+ * publish.c: outbox_publish(topic, payload, key, headers), the SQL function
+ * applications call inside their own transaction.
+ *
+ * It validates everything Kafka or the relay would otherwise choke on, so
+ * bad input fails the caller's statement instead of becoming an event that
+ * can never be delivered, then inserts one outbox row.
+ */
+#include "edu_outbox.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+
+#include "../relay/relay.h"
+
+PG_FUNCTION_INFO_V1(outbox_publish);
+
+static SPIPlanPtr insert_plan = NULL;
+
+static void
+check_topic(text *topic)
+{
+	const char *problem = relay_topic_problem(VARDATA_ANY(topic),
+											  VARSIZE_ANY_EXHDR(topic));
+
+	if (problem)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid Kafka topic name \"%s\"", text_to_cstring(topic)),
+				 errdetail_internal("%s", problem)));
+}
+
+static void
+check_payload_size(Jsonb *payload)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	(void) JsonbToCString(&buf, &payload->root, VARSIZE(payload));
+	if (buf.len > outbox_max_payload_size)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("outbox payload is too large"),
+				 errdetail("The payload's JSON text has %d bytes, more than the limit of %d bytes.",
+						   buf.len, outbox_max_payload_size),
+				 errhint("Send a reference to large data instead, or raise \"%s\" (and the broker's message size limits).",
+						 "edu_outbox.max_payload_size")));
+	pfree(buf.data);
+}
+
+static void
+check_headers(Jsonb *headers)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *last_key = NULL;
+
+	if (!JB_ROOT_IS_OBJECT(headers) || JB_ROOT_IS_SCALAR(headers))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("outbox headers must be a JSON object"),
+				 errdetail("Kafka headers are name/value pairs, given as a JSON object of string values."),
+				 errhint("Pass for example '{\"traceparent\": \"00-...\"}'.")));
+
+	it = JsonbIteratorInit(&headers->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			last_key = pnstrdup(v.val.string.val, v.val.string.len);
+			if (strcmp(last_key, "outbox-id") == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("outbox header name \"outbox-id\" is reserved"),
+						 errdetail("The relay sets outbox-id to the event's id on every record.")));
+		}
+		else if (tok == WJB_VALUE && v.type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("outbox header \"%s\" must have a string value", last_key),
+					 errdetail("Kafka header values are strings; convert numbers, booleans and nulls to text or leave the header out.")));
+	}
+}
+
+static void
+prepare_insert_plan(void)
+{
+	Oid			argtypes[4] = {TEXTOID, TEXTOID, JSONBOID, JSONBOID};
+
+	if (insert_plan)
+		return;
+	insert_plan = SPI_prepare("INSERT INTO " OUTBOX_SCHEMA ".outbox (topic, key, payload, headers) "
+							  "VALUES ($1, $2, $3, $4) RETURNING id",
+							  4, argtypes);
+	if (insert_plan == NULL)
+		elog(ERROR, "SPI_prepare failed for outbox insert: %s",
+			 SPI_result_code_string(SPI_result));
+	SPI_keepplan(insert_plan);
+}
+
+Datum
+outbox_publish(PG_FUNCTION_ARGS)
+{
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	bool		isnull;
+	int64		id;
+	int			ret;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("outbox topic must not be null")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("outbox payload must not be null"),
+				 errhint("Use the JSON value 'null'::jsonb for an event without a body.")));
+
+	check_topic(PG_GETARG_TEXT_PP(0));
+	check_payload_size(PG_GETARG_JSONB_P(1));
+	if (!PG_ARGISNULL(3))
+		check_headers(PG_GETARG_JSONB_P(3));
+
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	nulls[1] = PG_ARGISNULL(2) ? 'n' : ' ';
+	values[2] = PG_GETARG_DATUM(1);
+	values[3] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	nulls[3] = PG_ARGISNULL(3) ? 'n' : ' ';
+
+	SPI_connect();
+	prepare_insert_plan();
+	ret = SPI_execute_plan(insert_plan, values, nulls, false, 1);
+	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "outbox insert failed: %s", SPI_result_code_string(ret));
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+
+	outbox_wake_worker_at_commit();
+	PG_RETURN_INT64(id);
+}

@@ -1,0 +1,107 @@
+/*
+ * settings.c: the edu_outbox.* settings and their check hooks.
+ */
+#include "edu_outbox.h"
+
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+#include "../relay/relay.h"
+
+char	   *outbox_brokers = NULL;
+char	   *outbox_database = NULL;
+char	   *outbox_kafka_properties = NULL;
+int			outbox_batch_size = 10000;
+int			outbox_poll_interval_ms = 1000;
+int			outbox_max_payload_size = 1000000;
+int			outbox_final_flush_ms = 5000;
+
+static bool
+check_nonempty(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || (*newval)[0] == '\0')
+	{
+		GUC_check_errdetail("The value must not be empty.");
+		return false;
+	}
+	return true;
+}
+
+static bool
+check_kafka_properties(char **newval, void **extra, GucSource source)
+{
+	char		errbuf[RELAY_ERRLEN];
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	if (!relay_properties_check(*newval, errbuf, sizeof(errbuf)))
+	{
+		GUC_check_errdetail("%s", errbuf);
+		GUC_check_errhint("Use semicolon-separated name=value pairs of librdkafka producer properties.");
+		return false;
+	}
+	return true;
+}
+
+void
+outbox_define_settings(void)
+{
+	DefineCustomStringVariable("edu_outbox.brokers",
+							   "Kafka bootstrap servers the relay connects to.",
+							   "A comma-separated host:port list.",
+							   &outbox_brokers,
+							   "localhost:9092",
+							   PGC_SIGHUP, 0,
+							   check_nonempty, NULL, NULL);
+
+	DefineCustomStringVariable("edu_outbox.database",
+							   "Database whose outbox the relay worker serves.",
+							   NULL,
+							   &outbox_database,
+							   "postgres",
+							   PGC_POSTMASTER, 0,
+							   check_nonempty, NULL, NULL);
+
+	/* May carry credentials (sasl.password): superuser-only, never logged. */
+	DefineCustomStringVariable("edu_outbox.kafka_properties",
+							   "Extra librdkafka producer properties, as name=value pairs separated by semicolons.",
+							   NULL,
+							   &outbox_kafka_properties,
+							   "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   check_kafka_properties, NULL, NULL);
+
+	DefineCustomIntVariable("edu_outbox.batch_size",
+							"Most events the relay reads and sends per batch.",
+							NULL,
+							&outbox_batch_size,
+							10000, 1, 100000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("edu_outbox.poll_interval",
+							"Time the relay sleeps when no commit wakes it.",
+							NULL,
+							&outbox_poll_interval_ms,
+							1000, 10, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("edu_outbox.max_payload_size",
+							"Largest payload, in bytes of JSON text, that outbox_publish accepts.",
+							NULL,
+							&outbox_max_payload_size,
+							1000000, 1, MaxAllocSize / 2,
+							PGC_SUSET, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("edu_outbox.final_flush_timeout",
+							"Time the relay waits at shutdown for in-flight events to be acknowledged.",
+							NULL,
+							&outbox_final_flush_ms,
+							5000, 0, 600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("edu_outbox");
+}
