@@ -56,6 +56,9 @@ relay_headers_build(const char *headers_json, int64_t outbox_id,
 				json_decref(root);
 				return NULL;
 			}
+			/* outbox-id is the relay's: a user value would confuse de-duplication */
+			if (strcmp(name, "outbox-id") == 0)
+				continue;
 			rd_kafka_header_add(hdrs, name, -1, json_string_value(value),
 								json_string_length(value));
 		}

@@ -95,11 +95,15 @@ check_one(const char *key, const char *value, void *arg)
 	CheckState *st = arg;
 	char		rderr[RELAY_ERRLEN];
 
+	/* librdkafka also accepts topic-level names with a "topic." prefix */
+	const char *bare = strncmp(key, "topic.", 6) == 0 ? key + 6 : key;
+
 	if (st->failed)
 		return;
+
 	for (int i = 0; owned_properties[i]; i++)
 	{
-		if (strcmp(key, owned_properties[i]) == 0)
+		if (strcmp(bare, owned_properties[i]) == 0)
 		{
 			snprintf(st->errbuf, st->errlen,
 					 "Property \"%s\" is set by edu_outbox itself and cannot be overridden.", key);

@@ -59,6 +59,7 @@ static char *producer_properties = NULL;
 static OutboxBatch batch;
 static MemoryContext chunk_cxt = NULL;
 static bool brokers_down_logged = false;
+static bool producer_stale = false;
 
 void
 outbox_register_worker(void)
@@ -130,6 +131,10 @@ ensure_producer(void)
 	return true;
 }
 
+/*
+ * Applies a pending SIGHUP. A producer built from settings that changed is
+ * marked stale; the caller replaces it once no chunk is in flight.
+ */
 static void
 reload_settings(void)
 {
@@ -138,10 +143,18 @@ reload_settings(void)
 	if (producer &&
 		(strcmp(producer_brokers, outbox_brokers) != 0 ||
 		 strcmp(producer_properties, outbox_kafka_properties) != 0))
+		producer_stale = true;
+}
+
+static void
+replace_stale_producer(void)
+{
+	if (producer && producer_stale)
 	{
 		ereport(LOG, (errmsg("edu_outbox relay reconnecting with new Kafka settings")));
 		drop_producer();
 	}
+	producer_stale = false;
 }
 
 static bool
@@ -264,6 +277,10 @@ send_chunk(const OutboxEvent *events, int n, RelayBatch *rb)
 		if (relay_batch_settled(rb) || h.fatal)
 			break;
 		log_broker_health();
+		if (ConfigReloadPending)
+			reload_settings();
+		if (producer_stale)
+			break;				/* resend the rest through the new producer */
 		if (!PostmasterIsAlive())
 			proc_exit(1);
 		if (ShutdownRequestPending)
@@ -298,6 +315,11 @@ relay_cycle(void)
 
 	delivered = send_chunk(events, n, &rb);
 	outbox_batch_advance(&batch, events, delivered);
+	if (producer_stale)
+	{
+		replace_stale_producer();
+		return CYCLE_PROGRESS;
+	}
 	if (delivered == n)
 	{
 		if (relay_state == STATE_FAILING)
@@ -356,6 +378,7 @@ outbox_relay_main(Datum main_arg)
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 			reload_settings();
+		replace_stale_producer();
 
 		if (!ensure_producer())
 			result = CYCLE_FAILED;

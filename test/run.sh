@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Runs every edu_outbox test against real servers and prints "N passed, N failed".
+#
+#   bash test/run.sh            all suites
+#   bash test/run.sh SUITE...   some of: unit regress integration
+#
+# It installs missing dependencies, builds and installs the extension, then
+# starts its own Kafka broker and PostgreSQL cluster (own ports, temp dirs)
+# and removes them afterwards.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+suites=("$@")
+[ ${#suites[@]} -eq 0 ] && suites=(unit regress integration)
+
+passed=0
+failed=0
+failures=()
+
+# Counts TAP lines ("ok N", "not ok N") from a suite's output.
+count_tap() {
+  local name=$1 out=$2 ok nok
+  ok=$(grep -cE '^ok [0-9]+' "$out" || true)
+  nok=$(grep -cE '^not ok [0-9]+' "$out" || true)
+  passed=$((passed + ok))
+  failed=$((failed + nok))
+  while read -r line; do failures+=("$name: $line"); done < <(grep -E '^not ok [0-9]+' "$out" || true)
+}
+
+fail_suite() {
+  failed=$((failed + 1))
+  failures+=("$1")
+}
+
+bash scripts/install-deps.sh || { echo "install-deps failed"; echo "0 passed, 1 failed"; exit 1; }
+build_log=$(mktemp)
+if ! make -s >"$build_log" 2>&1 || ! make -s install >>"$build_log" 2>&1; then
+  cat "$build_log"; echo "build failed"; echo "$passed passed, 1 failed"; exit 1
+fi
+if grep -E "warning:" "$build_log"; then
+  fail_suite "build: compiler warnings"
+fi
+rm -f "$build_log"
+
+WORK=$(mktemp -d /tmp/edu_outbox_test.XXXXXX)
+chmod 755 "$WORK"
+export KAFKA_PORT=${TEST_KAFKA_PORT:-19092}
+export KAFKA_HOME_DIR=$WORK/kafka
+export PGPORT_EDU=${TEST_PG_PORT:-54339}
+export PGDIR_EDU=$WORK/pg
+export OUTBOX_DB=outbox_test
+
+cleanup() {
+  scripts/pg.sh destroy >/dev/null 2>&1
+  scripts/kafka.sh stop >/dev/null 2>&1
+  if [ -n "${KEEP_TEST_DIR:-}" ]; then echo "test dir kept: $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+services_up=
+start_services() {
+  [ -n "$services_up" ] && return 0
+  scripts/kafka.sh start >/dev/null && scripts/pg.sh start >/dev/null || return 1
+  services_up=1
+}
+
+for suite in "${suites[@]}"; do
+  out=$WORK/$suite.out
+  echo "== $suite"
+  case $suite in
+    unit)
+      bash test/unit/run.sh >"$out" 2>&1
+      cat "$out"
+      count_tap unit "$out"
+      grep -qE '^1\.\.[0-9]+' "$out" || fail_suite "unit: did not finish"
+      ;;
+    regress)
+      if ! start_services; then fail_suite "regress: services did not start"; continue; fi
+      make -s installcheck PGHOST="$PGDIR_EDU" PGPORT="$PGPORT_EDU" PGUSER=postgres >"$out" 2>&1
+      cat "$out"
+      ok=$(grep -cE '^(test| ) *[a-z_]+ +\.\.\. ok' "$out" || true)
+      nok=$(grep -cE '\.\.\. FAILED' "$out" || true)
+      passed=$((passed + ok)); failed=$((failed + nok))
+      [ "$nok" -gt 0 ] && { failures+=("regress: see regression.diffs"); cat regression.diffs 2>/dev/null | head -100; }
+      [ $((ok + nok)) -eq 0 ] && fail_suite "regress: no test ran"
+      ;;
+    integration)
+      if ! start_services; then fail_suite "integration: services did not start"; continue; fi
+      /usr/bin/python3 test/integration/test_relay.py >"$out" 2>&1
+      cat "$out"
+      count_tap integration "$out"
+      grep -qE '^1\.\.[0-9]+' "$out" || fail_suite "integration: did not finish"
+      ;;
+    *) fail_suite "unknown suite $suite" ;;
+  esac
+done
+
+if [ ${#failures[@]} -gt 0 ]; then
+  echo "failures:"
+  printf '  %s\n' "${failures[@]}"
+  [ -f "$PGDIR_EDU/server.log" ] && { echo "--- last server log lines"; tail -40 "$PGDIR_EDU/server.log"; }
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

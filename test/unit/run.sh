@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds and runs the unit tests of the pure relay helpers (relay/topic.c,
+# relay/properties.c, relay/headers.c). Output is TAP; the exit status is the
+# test program's (non-zero if any assertion failed or the build failed).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+bin="$here/test_relay"
+
+gcc -Wall -Wextra -Werror -O1 -g \
+	-I"$root/relay" \
+	-o "$bin" \
+	"$here/test_relay.c" \
+	"$root/relay/topic.c" \
+	"$root/relay/properties.c" \
+	"$root/relay/headers.c" \
+	-lrdkafka -ljansson
+
+exec "$bin"
