@@ -5,6 +5,7 @@ OBJS = \
 	src/settings.o \
 	src/shared_state.o \
 	src/publish.o \
+	src/capture_trigger.o \
 	src/batch.o \
 	src/cleanup.o \
 	src/relay_worker.o \

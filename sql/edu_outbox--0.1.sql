@@ -79,3 +79,146 @@ COMMENT ON FUNCTION @extschema@.outbox_publish(text, jsonb, text, jsonb) IS
 
 REVOKE ALL ON FUNCTION @extschema@.outbox_publish(text, jsonb, text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.outbox_publish(text, jsonb, text, jsonb) TO PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- The outbox_events view: lets an ORM (e.g. a Prisma model) write events
+-- with a plain INSERT ... RETURNING. Inserts go through the same checks as
+-- outbox_publish(); selecting from it shows nothing, so it cannot be used
+-- to read other people's payloads.
+CREATE TYPE edu_outbox.published_event AS (id bigint, created_at timestamptz);
+
+CREATE FUNCTION edu_outbox.publish_event(
+    topic text, payload jsonb, key text DEFAULT NULL, headers jsonb DEFAULT NULL)
+RETURNS edu_outbox.published_event
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'outbox_publish_event';
+
+COMMENT ON FUNCTION edu_outbox.publish_event(text, jsonb, text, jsonb) IS
+  'outbox_publish() returning the id and created_at of the new event (used by the outbox_events view)';
+
+CREATE VIEW @extschema@.outbox_events AS
+    SELECT id, topic, key, payload, headers, created_at
+    FROM edu_outbox.outbox
+    WHERE false;
+
+COMMENT ON VIEW @extschema@.outbox_events IS
+  'insert-only view over the outbox for ORMs: INSERT publishes an event (like outbox_publish); SELECT returns no rows';
+
+CREATE FUNCTION edu_outbox.outbox_events_insert() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    SELECT e.id, e.created_at INTO NEW.id, NEW.created_at
+    FROM edu_outbox.publish_event(NEW.topic, NEW.payload, NEW.key, NEW.headers) AS e;
+    RETURN NEW;
+END
+$$;
+
+COMMENT ON FUNCTION edu_outbox.outbox_events_insert() IS
+  'INSTEAD OF INSERT trigger of the outbox_events view';
+
+CREATE TRIGGER outbox_events_insert
+    INSTEAD OF INSERT ON @extschema@.outbox_events
+    FOR EACH ROW EXECUTE FUNCTION edu_outbox.outbox_events_insert();
+
+REVOKE ALL ON @extschema@.outbox_events FROM PUBLIC;
+GRANT SELECT, INSERT ON @extschema@.outbox_events TO PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- Capturing ordinary table writes.
+
+CREATE FUNCTION @extschema@.outbox_capture() RETURNS trigger
+LANGUAGE c SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'outbox_capture';
+
+COMMENT ON FUNCTION @extschema@.outbox_capture() IS
+  'AFTER INSERT OR UPDATE OR DELETE ... FOR EACH ROW trigger: writes each row change to the outbox; arguments: topic, then key=, exclude=, include=, ops=, skip_unchanged= options';
+
+REVOKE ALL ON FUNCTION @extschema@.outbox_capture() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.outbox_capture() TO PUBLIC;
+
+CREATE FUNCTION @extschema@.outbox_capture_check(tbl regclass, topic text, options text[])
+RETURNS void
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'outbox_capture_check';
+
+COMMENT ON FUNCTION @extschema@.outbox_capture_check(regclass, text, text[]) IS
+  'raises the error outbox_capture() would raise for these trigger arguments on this table, if any';
+
+REVOKE ALL ON FUNCTION edu_outbox.publish_event(text, jsonb, text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION edu_outbox.outbox_events_insert() FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.outbox_capture_table(
+    tbl            regclass,
+    topic          text,
+    key            text[]  DEFAULT NULL,
+    exclude        text[]  DEFAULT NULL,
+    include        text[]  DEFAULT NULL,
+    ops            text[]  DEFAULT ARRAY['insert', 'update', 'delete'],
+    skip_unchanged boolean DEFAULT true)
+RETURNS name
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    args     text[] := ARRAY[]::text[];
+    events   text[] := ARRAY[]::text[];
+    trg      name;
+BEGIN
+    IF ops IS NULL OR cardinality(ops) = 0 THEN
+        RAISE EXCEPTION 'outbox_capture_table() needs at least one operation to capture'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass ops => ARRAY[''insert'', ''update'', ''delete''] or a subset.';
+    END IF;
+    IF key IS NOT NULL THEN args := args || ('key=' || array_to_string(key, ',')); END IF;
+    IF exclude IS NOT NULL THEN args := args || ('exclude=' || array_to_string(exclude, ',')); END IF;
+    IF include IS NOT NULL THEN args := args || ('include=' || array_to_string(include, ',')); END IF;
+    args := args || ('ops=' || array_to_string(ops, ','))
+                 || ('skip_unchanged=' || skip_unchanged::text);
+    PERFORM @extschema@.outbox_capture_check(tbl, topic, args);
+
+    IF 'insert' = ANY (lower(ops::text)::text[]) THEN events := events || 'INSERT'::text; END IF;
+    IF 'update' = ANY (lower(ops::text)::text[]) THEN events := events || 'UPDATE'::text; END IF;
+    IF 'delete' = ANY (lower(ops::text)::text[]) THEN events := events || 'DELETE'::text; END IF;
+
+    trg := left('outbox_capture_' || topic, 63);
+    EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER %s ON %s FOR EACH ROW EXECUTE FUNCTION %I.outbox_capture(%s)',
+                   trg, array_to_string(events, ' OR '), tbl, '@extschema@',
+                   (SELECT string_agg(quote_literal(a), ', ')
+                    FROM unnest(ARRAY[topic] || args) AS a));
+    RETURN trg;
+END
+$$;
+
+COMMENT ON FUNCTION @extschema@.outbox_capture_table(regclass, text, text[], text[], text[], text[], boolean) IS
+  'attaches an outbox_capture() trigger to a table and returns its name; NULL key means the primary key';
+
+CREATE FUNCTION @extschema@.outbox_uncapture_table(tbl regclass, topic text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t       record;
+    dropped integer := 0;
+BEGIN
+    FOR t IN
+        SELECT tgname, tgargs FROM pg_trigger
+        WHERE tgrelid = tbl
+          AND tgfoid = '@extschema@.outbox_capture()'::regprocedure
+          AND NOT tgisinternal
+    LOOP
+        IF topic IS NULL OR split_part(encode(t.tgargs, 'escape'), '\000', 1) = topic THEN
+            EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, tbl);
+            dropped := dropped + 1;
+        END IF;
+    END LOOP;
+    RETURN dropped;
+END
+$$;
+
+COMMENT ON FUNCTION @extschema@.outbox_uncapture_table(regclass, text) IS
+  'drops the outbox_capture() triggers of a table (only those for topic, if given); returns how many';

@@ -6,6 +6,7 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
 #include "storage/latch.h"
 
 /* Where the extension keeps its private tables. */
@@ -26,6 +27,11 @@ extern void outbox_shmem_init_hooks(void);
 extern void outbox_worker_attach(Oid dboid, Latch *latch);
 extern void outbox_worker_detach(void);
 extern void outbox_wake_worker_at_commit(void);
+
+/* publish.c */
+extern void outbox_check_topic(text *topic);
+extern int64 outbox_write_event(Datum topic, Datum payload, Datum key, bool key_isnull,
+								Datum headers, bool headers_isnull, TimestampTz *created_at);
 
 /* relay_worker.c */
 extern void outbox_register_worker(void);

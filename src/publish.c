@@ -11,17 +11,20 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/timestamp.h"
 
 #include "../relay/relay.h"
 
 PG_FUNCTION_INFO_V1(outbox_publish);
+PG_FUNCTION_INFO_V1(outbox_publish_event);
 
 static SPIPlanPtr insert_plan = NULL;
 
-static void
-check_topic(text *topic)
+void
+outbox_check_topic(text *topic)
 {
 	const char *problem = relay_topic_problem(VARDATA_ANY(topic),
 											  VARSIZE_ANY_EXHDR(topic));
@@ -94,7 +97,7 @@ prepare_insert_plan(void)
 	if (insert_plan)
 		return;
 	insert_plan = SPI_prepare("INSERT INTO " OUTBOX_SCHEMA ".outbox (topic, key, payload, headers) "
-							  "VALUES ($1, $2, $3, $4) RETURNING id",
+							  "VALUES ($1, $2, $3, $4) RETURNING id, created_at",
 							  4, argtypes);
 	if (insert_plan == NULL)
 		elog(ERROR, "SPI_prepare failed for outbox insert: %s",
@@ -102,8 +105,14 @@ prepare_insert_plan(void)
 	SPI_keepplan(insert_plan);
 }
 
-Datum
-outbox_publish(PG_FUNCTION_ARGS)
+/*
+ * Checks the payload size and inserts one outbox row; the topic and headers
+ * must already be valid. Shared by outbox_publish, the capture trigger and
+ * the outbox_events view.
+ */
+int64
+outbox_write_event(Datum topic, Datum payload, Datum key, bool key_isnull,
+				   Datum headers, bool headers_isnull, TimestampTz *created_at)
 {
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
@@ -111,6 +120,34 @@ outbox_publish(PG_FUNCTION_ARGS)
 	int64		id;
 	int			ret;
 
+	check_payload_size(DatumGetJsonbP(payload));
+
+	values[0] = topic;
+	values[1] = key_isnull ? (Datum) 0 : key;
+	nulls[1] = key_isnull ? 'n' : ' ';
+	values[2] = payload;
+	values[3] = headers_isnull ? (Datum) 0 : headers;
+	nulls[3] = headers_isnull ? 'n' : ' ';
+
+	SPI_connect();
+	prepare_insert_plan();
+	ret = SPI_execute_plan(insert_plan, values, nulls, false, 1);
+	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "outbox insert failed: %s", SPI_result_code_string(ret));
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (created_at)
+		*created_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+														SPI_tuptable->tupdesc, 2, &isnull));
+	SPI_finish();
+
+	outbox_wake_worker_at_commit();
+	return id;
+}
+
+/* Validates the arguments shared by outbox_publish and publish_event. */
+static void
+check_publish_args(FunctionCallInfo fcinfo)
+{
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -120,27 +157,36 @@ outbox_publish(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("outbox payload must not be null"),
 				 errhint("Use the JSON value 'null'::jsonb for an event without a body.")));
-
-	check_topic(PG_GETARG_TEXT_PP(0));
-	check_payload_size(PG_GETARG_JSONB_P(1));
+	outbox_check_topic(PG_GETARG_TEXT_PP(0));
 	if (!PG_ARGISNULL(3))
 		check_headers(PG_GETARG_JSONB_P(3));
+}
 
-	values[0] = PG_GETARG_DATUM(0);
-	values[1] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
-	nulls[1] = PG_ARGISNULL(2) ? 'n' : ' ';
-	values[2] = PG_GETARG_DATUM(1);
-	values[3] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
-	nulls[3] = PG_ARGISNULL(3) ? 'n' : ' ';
+Datum
+outbox_publish(PG_FUNCTION_ARGS)
+{
+	check_publish_args(fcinfo);
+	PG_RETURN_INT64(outbox_write_event(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
+									   PG_GETARG_DATUM(2), PG_ARGISNULL(2),
+									   PG_GETARG_DATUM(3), PG_ARGISNULL(3), NULL));
+}
 
-	SPI_connect();
-	prepare_insert_plan();
-	ret = SPI_execute_plan(insert_plan, values, nulls, false, 1);
-	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
-		elog(ERROR, "outbox insert failed: %s", SPI_result_code_string(ret));
-	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
+/* publish_event: like outbox_publish, returning (id, created_at) for the outbox_events view. */
+Datum
+outbox_publish_event(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	TimestampTz created_at;
 
-	outbox_wake_worker_at_commit();
-	PG_RETURN_INT64(id);
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "publish_event must return a composite type");
+	check_publish_args(fcinfo);
+	values[0] = Int64GetDatum(outbox_write_event(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
+												 PG_GETARG_DATUM(2), PG_ARGISNULL(2),
+												 PG_GETARG_DATUM(3), PG_ARGISNULL(3),
+												 &created_at));
+	values[1] = TimestampTzGetDatum(created_at);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }
