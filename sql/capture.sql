@@ -1,0 +1,175 @@
+-- outbox_capture(): payloads, type mapping, options and errors.
+
+CREATE TYPE "Role" AS ENUM ('STUDENT', 'TEACHER');
+CREATE TABLE "User" (
+    "id"           bigserial PRIMARY KEY,
+    "email"        text NOT NULL,
+    "passwordHash" text,
+    "role"         "Role" NOT NULL DEFAULT 'STUDENT',
+    "createdAt"    timestamp(3) NOT NULL,
+    "updatedAt"    timestamptz,
+    "profile"      jsonb,
+    "tags"         text[],
+    "balance"      numeric(20, 4),
+    "big"          bigint,
+    "avatar"       bytea,
+    "active"       boolean
+);
+
+CREATE VIEW captured AS
+    SELECT topic, key, payload, headers FROM edu_outbox.outbox
+    WHERE topic LIKE 'cap-%' ORDER BY id;
+
+SELECT outbox_capture_table('"User"', 'cap-users', exclude => ARRAY['passwordHash']) AS trigger_name;
+
+SET timezone = 'UTC';
+INSERT INTO "User" ("email", "passwordHash", "role", "createdAt", "updatedAt", "profile", "tags",
+                    "balance", "big", "avatar", "active")
+VALUES ('ada@example.edu', 'scrypt$secret', 'TEACHER', '2026-01-02 03:04:05.678',
+        '2026-01-02 03:04:05.678+00', '{"bio": "hi", "langs": ["sql"]}', '{a,"b c"}',
+        1234567890.1234, 9007199254740993, '\xdeadbeef', true);
+INSERT INTO "User" ("email", "createdAt") VALUES ('nulls@example.edu', '2026-01-01');
+
+-- Every type as it appears in JSON; passwordHash appears nowhere.
+SELECT key, jsonb_pretty(payload) AS payload, headers FROM captured;
+SELECT count(*) AS leaked FROM captured WHERE payload::text LIKE '%secret%' OR payload::text LIKE '%passwordHash%';
+
+TRUNCATE edu_outbox.outbox;
+
+-- UPDATE: old and new row plus the changed columns.
+UPDATE "User" SET "email" = 'ada@school.edu', "active" = false WHERE "email" = 'ada@example.edu';
+SELECT key, payload->'changed' AS changed, payload->'old'->>'email' AS old_email,
+       payload->'data'->>'email' AS new_email, headers FROM captured;
+
+-- An UPDATE that changes only an excluded column is skipped ...
+TRUNCATE edu_outbox.outbox;
+UPDATE "User" SET "passwordHash" = 'scrypt$other';
+SELECT count(*) AS events_for_excluded_change FROM captured;
+-- ... and so is one that changes nothing.
+UPDATE "User" SET "email" = "email";
+SELECT count(*) AS events_for_no_change FROM captured;
+
+-- DELETE: data is null, old holds the row.
+DELETE FROM "User" WHERE "email" = 'nulls@example.edu';
+SELECT key, payload->>'op' AS op, payload->'data' AS data, payload->'old'->>'email' AS old_email,
+       headers FROM captured;
+
+-- A rolled-back write leaves no event; a rolled-back savepoint neither.
+TRUNCATE edu_outbox.outbox;
+BEGIN;
+INSERT INTO "User" ("email", "createdAt") VALUES ('rolled@back', now());
+ROLLBACK;
+BEGIN;
+SAVEPOINT s;
+INSERT INTO "User" ("email", "createdAt") VALUES ('savepoint@back', now());
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+SELECT count(*) AS rolled_back_events FROM captured;
+
+-- Options: skip_unchanged off, include, ops, and a custom key.
+SELECT outbox_capture_table('"User"', 'cap-users', exclude => ARRAY['passwordHash'],
+                            skip_unchanged => false) AS replaced;
+TRUNCATE edu_outbox.outbox;
+UPDATE "User" SET "passwordHash" = 'scrypt$third';
+SELECT payload->'changed' AS changed FROM captured;
+SELECT outbox_uncapture_table('"User"') AS dropped;
+
+CREATE TABLE enrollment (
+    user_id   bigint,
+    course_id text,
+    status    text,
+    note      text,
+    PRIMARY KEY (user_id, course_id)
+);
+SELECT outbox_capture_table('enrollment', 'cap-enroll', include => ARRAY['status', 'user_id'],
+                            ops => ARRAY['insert', 'delete']);
+TRUNCATE edu_outbox.outbox;
+INSERT INTO enrollment VALUES (7, 'SQL-101', 'active', 'private note');
+UPDATE enrollment SET status = 'done';
+DELETE FROM enrollment;
+-- composite primary key: a JSON array of the key texts, in key order
+SELECT key, payload->>'op' AS op, payload->'data' AS data, payload->'old' AS old FROM captured;
+
+SELECT outbox_capture_table('enrollment', 'cap-enroll-by-course', key => ARRAY['course_id']);
+TRUNCATE edu_outbox.outbox;
+INSERT INTO enrollment VALUES (8, 'PG-201', 'active', NULL);
+SELECT topic, key FROM captured ORDER BY topic;
+
+-- No primary key and no key option: no Kafka key.
+CREATE TABLE audit_log (msg text);
+SELECT outbox_capture_table('audit_log', 'cap-audit');
+TRUNCATE edu_outbox.outbox;
+INSERT INTO audit_log VALUES ('hello');
+SELECT key IS NULL AS no_key, payload->'data' AS data FROM captured;
+
+-- Detaching by topic leaves the other trigger in place.
+SELECT outbox_uncapture_table('enrollment', 'cap-enroll') AS dropped;
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'enrollment'::regclass AND NOT tgisinternal;
+SELECT outbox_uncapture_table('enrollment') AS dropped;
+
+-- Errors.
+\set VERBOSITY default
+SELECT outbox_capture_table('no_such_table', 'cap-x');
+SELECT outbox_capture_table('"User"', 'cap-x', exclude => ARRAY['passwordhash']);
+SELECT outbox_capture_table('"User"', 'cap-x', include => ARRAY['email', 'nope']);
+SELECT outbox_capture_table('"User"', 'cap-x', key => ARRAY['missing']);
+SELECT outbox_capture_table('"User"', 'cap-x', include => ARRAY['email'], exclude => ARRAY['id']);
+SELECT outbox_capture_table('"User"', 'cap-x', ops => ARRAY['insert', 'upsert']);
+SELECT outbox_capture_table('"User"', 'cap-x', ops => ARRAY[]::text[]);
+SELECT outbox_capture_table('"User"', 'bad topic');
+SELECT outbox_capture_table('"User"', NULL);
+SELECT outbox_capture_table('captured', 'cap-x');
+SELECT outbox_capture_check('"User"', 'cap-x', ARRAY['colour=blue']);
+SELECT outbox_capture_check('"User"', 'cap-x', ARRAY['skip_unchanged=maybe']);
+SELECT outbox_capture_check('"User"', 'cap-x', ARRAY['exclude']);
+
+-- Wrong kinds of trigger, and calling it directly.
+CREATE TRIGGER before_capture BEFORE INSERT ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION outbox_capture('cap-audit');
+INSERT INTO audit_log VALUES ('before');
+DROP TRIGGER before_capture ON audit_log;
+CREATE TRIGGER statement_capture AFTER INSERT ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION outbox_capture('cap-audit');
+INSERT INTO audit_log VALUES ('statement');
+DROP TRIGGER statement_capture ON audit_log;
+CREATE TRIGGER no_topic AFTER INSERT ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION outbox_capture();
+INSERT INTO audit_log VALUES ('no topic');
+DROP TRIGGER no_topic ON audit_log;
+SELECT outbox_capture();
+
+-- A payload over the size limit fails the write itself.
+SELECT outbox_capture_table('audit_log', 'cap-audit');
+SET edu_outbox.max_payload_size = 60;
+INSERT INTO audit_log VALUES (repeat('x', 100));
+RESET edu_outbox.max_payload_size;
+
+-- A column dropped or added later is picked up (relcache invalidation).
+TRUNCATE edu_outbox.outbox;
+ALTER TABLE audit_log ADD COLUMN level int;
+INSERT INTO audit_log VALUES ('with level', 3);
+SELECT payload->'data' AS data FROM captured;
+
+-- An application role captures its own table without rights on the outbox.
+CREATE ROLE capture_app_role LOGIN;
+GRANT CREATE ON SCHEMA public TO capture_app_role;
+SET ROLE capture_app_role;
+CREATE TABLE app_owned (id int PRIMARY KEY, secret text);
+SELECT outbox_capture_table('app_owned', 'cap-app', exclude => ARRAY['secret']);
+INSERT INTO app_owned VALUES (1, 'hidden');
+SELECT count(*) FROM edu_outbox.outbox;
+SELECT outbox_capture_table('"User"', 'cap-not-mine');
+RESET ROLE;
+SELECT key, payload->'data' AS data FROM captured WHERE topic = 'cap-app';
+DROP TABLE app_owned;
+REVOKE CREATE ON SCHEMA public FROM capture_app_role;
+DROP ROLE capture_app_role;
+
+-- The outbox_events view: INSERT publishes, SELECT shows nothing.
+INSERT INTO outbox_events (topic, key, payload, headers)
+VALUES ('cap-view', 'k1', '{"via": "view"}', '{"h": "v"}')
+RETURNING topic, key, payload, headers, id > 0 AS has_id, created_at IS NOT NULL AS has_ts;
+SELECT count(*) AS visible_rows FROM outbox_events;
+SELECT topic, key, payload, headers FROM captured WHERE topic = 'cap-view';
+INSERT INTO outbox_events (topic, payload) VALUES ('bad topic', '{}');
+INSERT INTO outbox_events (topic, payload, headers) VALUES ('cap-view', '{}', '{"n": 1}');
