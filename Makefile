@@ -9,11 +9,14 @@ OBJS = \
 	src/batch.o \
 	src/cleanup.o \
 	src/relay_worker.o \
+	src/status.o \
+	src/dead_letter.o \
 	relay/topic.o \
 	relay/properties.o \
 	relay/headers.o \
 	relay/producer.o \
-	relay/delivery.o
+	relay/delivery.o \
+	relay/errors.o
 
 EXTENSION = edu_outbox
 DATA = sql/edu_outbox--0.1.sql

@@ -15,8 +15,10 @@
 #define OPAQUE_IDX(op) ((int) ((uint64_t) (uintptr_t) (op) & 0xffffffffu))
 
 static void
-record_failure(RelayBatch *batch, int err, const char *text)
+record_failure(RelayBatch *batch, int idx, int err, const char *text)
 {
+	batch->outcome[idx] = RELAY_FAILED;
+	batch->error[idx] = err;
 	if (batch->first_error == 0)
 	{
 		batch->first_error = err;
@@ -44,19 +46,20 @@ relay_delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaqu
 		p->health.brokers_down = false;
 	}
 	else
-	{
-		batch->outcome[idx] = RELAY_FAILED;
-		record_failure(batch, msg->err, rd_kafka_err2str(msg->err));
-	}
+		record_failure(batch, idx,
+					   msg->err ? msg->err : RD_KAFKA_RESP_ERR__FAIL,
+					   msg->err ? rd_kafka_err2str(msg->err) : "not persisted");
 }
 
 void
-relay_batch_init(RelayBatch *batch, int nrecords, RelayOutcome *outcome)
+relay_batch_init(RelayBatch *batch, int nrecords, RelayOutcome *outcome, int *error)
 {
 	memset(batch, 0, sizeof(*batch));
 	batch->nrecords = nrecords;
 	batch->outcome = outcome;
+	batch->error = error;
 	memset(outcome, 0, sizeof(RelayOutcome) * nrecords);
+	memset(error, 0, sizeof(int) * nrecords);
 }
 
 bool
@@ -79,8 +82,7 @@ relay_batch_send(RelayProducer *p, RelayBatch *batch, const RelayRecord *records
 		hdrs = relay_headers_build(r->headers_json, r->id, errbuf, sizeof(errbuf));
 		if (hdrs == NULL)
 		{
-			batch->outcome[batch->nsent] = RELAY_FAILED;
-			record_failure(batch, RD_KAFKA_RESP_ERR__BAD_MSG, errbuf);
+			record_failure(batch, batch->nsent, RD_KAFKA_RESP_ERR__BAD_MSG, errbuf);
 			return false;
 		}
 		err = rd_kafka_producev(p->rk,
@@ -102,8 +104,7 @@ relay_batch_send(RelayProducer *p, RelayBatch *batch, const RelayRecord *records
 		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
 			rd_kafka_headers_destroy(hdrs);
-			batch->outcome[batch->nsent] = RELAY_FAILED;
-			record_failure(batch, err, rd_kafka_err2str(err));
+			record_failure(batch, batch->nsent, err, rd_kafka_err2str(err));
 			return false;
 		}
 		batch->nsent++;

@@ -46,6 +46,14 @@ extern struct rd_kafka_headers_s *relay_headers_build(const char *headers_json,
 													  int64_t outbox_id,
 													  char *errbuf, size_t errlen);
 
+/* ---- errors.c ---- */
+/*
+ * True for errors that sending the same record again cannot cure (too
+ * large, unknown topic, not authorized, malformed): the record is poison.
+ */
+extern bool relay_error_is_permanent(int err);
+extern const char *relay_error_text(int err);
+
 /* ---- producer.c / delivery.c ---- */
 
 /* One record to send; the strings are the caller's and must outlive the send. */
@@ -75,6 +83,7 @@ typedef struct RelayBatch
 	int			nsent;			/* records handed to librdkafka */
 	int			nreported;		/* delivery reports received */
 	RelayOutcome *outcome;		/* nrecords entries */
+	int		   *error;			/* nrecords rd_kafka_resp_err_t, for FAILED ones */
 	int			first_error;	/* rd_kafka_resp_err_t of first failure */
 	char		first_error_text[RELAY_ERRLEN];
 } RelayBatch;
@@ -106,7 +115,8 @@ extern void relay_producer_health(RelayProducer *producer, RelayHealth *out);
 /* Waits up to timeout_ms for queued records to be acknowledged. */
 extern void relay_producer_flush(RelayProducer *producer, int timeout_ms);
 
-extern void relay_batch_init(RelayBatch *batch, int nrecords, RelayOutcome *outcome);
+extern void relay_batch_init(RelayBatch *batch, int nrecords, RelayOutcome *outcome,
+							 int *error);
 /*
  * Hands records [batch->nsent, nrecords) to librdkafka, stopping at the first
  * one it refuses for good (that one is marked FAILED). A full local queue is

@@ -52,6 +52,7 @@ CREATE TABLE edu_outbox.relay_state (
     batch_pos_xid       xid8,
     batch_pos_done      integer NOT NULL DEFAULT 0,
     batch_pos_last_id   bigint NOT NULL DEFAULT 0,
+    paused              boolean NOT NULL DEFAULT false,
     updated_at          timestamptz NOT NULL DEFAULT now()
 );
 INSERT INTO edu_outbox.relay_state (delivered_snapshot) VALUES (pg_current_snapshot());
@@ -59,6 +60,25 @@ INSERT INTO edu_outbox.relay_state (delivered_snapshot) VALUES (pg_current_snaps
 COMMENT ON TABLE edu_outbox.relay_state IS
   'delivery progress of the edu_outbox relay worker (one row)';
 
+-- Events the broker refused for good (poison messages), and events parked
+-- behind them so that nothing overtakes them within their topic and key.
+CREATE TABLE edu_outbox.dead_letter (
+    id            bigint PRIMARY KEY,      -- the event's outbox id
+    topic         text NOT NULL,
+    key           text,
+    payload       jsonb NOT NULL,
+    headers       jsonb,
+    created_at    timestamptz NOT NULL,
+    error         text NOT NULL,
+    failed_at     timestamptz NOT NULL DEFAULT now(),
+    parked_behind bigint REFERENCES edu_outbox.dead_letter (id) ON DELETE SET NULL
+);
+CREATE INDEX dead_letter_parked_behind_idx ON edu_outbox.dead_letter (parked_behind);
+
+COMMENT ON TABLE edu_outbox.dead_letter IS
+  'events Kafka refused for good (parked_behind IS NULL), and events of the same topic and key held back behind them';
+
+SELECT pg_catalog.pg_extension_config_dump('edu_outbox.dead_letter', '');
 SELECT pg_catalog.pg_extension_config_dump('edu_outbox.outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('edu_outbox.relay_state', '');
 
@@ -222,3 +242,239 @@ $$;
 
 COMMENT ON FUNCTION @extschema@.outbox_uncapture_table(regclass, text) IS
   'drops the outbox_capture() triggers of a table (only those for topic, if given); returns how many';
+
+-- ---------------------------------------------------------------------------
+-- Operations: status, pause/resume, dead letters, replay. These run with the
+-- caller's rights: only superusers and the extension's owner can read the
+-- private tables they use.
+
+CREATE FUNCTION edu_outbox.wake_relay_at_commit() RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'outbox_wake_relay_at_commit';
+REVOKE ALL ON FUNCTION edu_outbox.wake_relay_at_commit() FROM PUBLIC;
+
+CREATE FUNCTION edu_outbox.worker_status(
+    OUT worker_pid integer, OUT worker_state text, OUT started_at timestamptz,
+    OUT producer_state text, OUT delivered bigint, OUT last_delivery_at timestamptz,
+    OUT dead_lettered bigint, OUT last_error text, OUT last_error_at timestamptz)
+RETURNS record
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'outbox_worker_status';
+REVOKE ALL ON FUNCTION edu_outbox.worker_status() FROM PUBLIC;
+
+CREATE FUNCTION edu_outbox.topic_stats(
+    OUT topic text, OUT delivered bigint, OUT last_delivery_at timestamptz)
+RETURNS SETOF record
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'outbox_topic_stats';
+REVOKE ALL ON FUNCTION edu_outbox.topic_stats() FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.outbox_status(
+    OUT worker_pid integer,
+    OUT worker_state text,
+    OUT paused boolean,
+    OUT producer_state text,
+    OUT pending_events bigint,
+    OUT oldest_pending_at timestamptz,
+    OUT lag interval,
+    OUT delivered_since_start bigint,
+    OUT last_delivery_at timestamptz,
+    OUT last_error text,
+    OUT last_error_at timestamptz,
+    OUT dead_letters bigint,
+    OUT started_at timestamptz)
+RETURNS record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH s AS (SELECT delivered_snapshot, paused FROM edu_outbox.relay_state),
+         pending AS (
+            SELECT count(*) AS n, min(o.created_at) AS oldest
+            FROM edu_outbox.outbox o, s
+            WHERE o.xid >= pg_snapshot_xmin(s.delivered_snapshot)
+              AND NOT pg_visible_in_snapshot(o.xid, s.delivered_snapshot))
+    SELECT w.worker_pid, w.worker_state, s.paused, w.producer_state,
+           pending.n, pending.oldest,
+           CASE WHEN pending.oldest IS NULL THEN interval '0' ELSE clock_timestamp() - pending.oldest END,
+           w.delivered, w.last_delivery_at, w.last_error, w.last_error_at,
+           (SELECT count(*) FROM edu_outbox.dead_letter),
+           w.started_at
+    FROM s, pending, edu_outbox.worker_status() w
+$$;
+
+COMMENT ON FUNCTION @extschema@.outbox_status() IS
+  'one row describing the relay: worker, pending events and lag, deliveries, last error, dead letters';
+
+CREATE VIEW @extschema@.outbox_topic_status AS
+    SELECT topic, delivered, last_delivery_at FROM edu_outbox.topic_stats();
+REVOKE ALL ON @extschema@.outbox_topic_status FROM PUBLIC;
+
+COMMENT ON VIEW @extschema@.outbox_topic_status IS
+  'events delivered per topic since the relay worker started';
+
+CREATE FUNCTION @extschema@.outbox_pause() RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE was boolean;
+BEGIN
+    SELECT paused INTO was FROM edu_outbox.relay_state FOR UPDATE;
+    UPDATE edu_outbox.relay_state SET paused = true;
+    PERFORM edu_outbox.wake_relay_at_commit();
+    RETURN NOT was;
+END
+$$;
+
+COMMENT ON FUNCTION @extschema@.outbox_pause() IS
+  'stops delivery to Kafka after the chunk in flight (publishing goes on); returns false if already paused';
+
+CREATE FUNCTION @extschema@.outbox_resume() RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE was boolean;
+BEGIN
+    SELECT paused INTO was FROM edu_outbox.relay_state FOR UPDATE;
+    UPDATE edu_outbox.relay_state SET paused = false;
+    PERFORM edu_outbox.wake_relay_at_commit();
+    RETURN was;
+END
+$$;
+
+COMMENT ON FUNCTION @extschema@.outbox_resume() IS
+  'resumes delivery where it stopped, in order; returns false if it was not paused';
+
+CREATE VIEW @extschema@.outbox_dead_letters AS
+    SELECT id, topic, key, payload, headers, created_at, error, failed_at, parked_behind
+    FROM edu_outbox.dead_letter;
+REVOKE ALL ON @extschema@.outbox_dead_letters FROM PUBLIC;
+
+COMMENT ON VIEW @extschema@.outbox_dead_letters IS
+  'events Kafka refused for good, and (parked_behind not null) events held back behind them';
+
+-- Publishes a dead letter and everything parked behind it again, in order.
+CREATE FUNCTION edu_outbox.requeue_dead_letters(head bigint, include_head boolean)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    d record;
+    n integer := 0;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM edu_outbox.dead_letter WHERE id = head AND parked_behind IS NULL) THEN
+        RAISE EXCEPTION 'dead letter % does not exist', head
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'List them with SELECT * FROM outbox_dead_letters WHERE parked_behind IS NULL.';
+    END IF;
+    FOR d IN
+        SELECT * FROM edu_outbox.dead_letter
+        WHERE id = head OR parked_behind = head
+        ORDER BY id FOR UPDATE
+    LOOP
+        IF d.id <> head OR include_head THEN
+            PERFORM edu_outbox.publish_event(d.topic, d.payload, d.key,
+                        coalesce(d.headers, '{}'::jsonb) || jsonb_build_object('outbox-retry-of', d.id::text));
+            n := n + 1;
+        END IF;
+    END LOOP;
+    DELETE FROM edu_outbox.dead_letter WHERE parked_behind = head;
+    DELETE FROM edu_outbox.dead_letter WHERE id = head;
+    RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION edu_outbox.requeue_dead_letters(bigint, boolean) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.outbox_retry_dead_letter(id bigint) RETURNS integer
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT edu_outbox.requeue_dead_letters(id, true) $$;
+
+COMMENT ON FUNCTION @extschema@.outbox_retry_dead_letter(bigint) IS
+  'publishes a dead letter again, followed by the events parked behind it; returns how many events were requeued';
+
+CREATE FUNCTION @extschema@.outbox_discard_dead_letter(id bigint) RETURNS integer
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT edu_outbox.requeue_dead_letters(id, false) $$;
+
+COMMENT ON FUNCTION @extschema@.outbox_discard_dead_letter(bigint) IS
+  'drops a dead letter for good and publishes the events parked behind it; returns how many were requeued';
+
+-- Replay: delivered events that are still retained are published again
+-- (new ids, header outbox-replay-of = the original id), in id order.
+CREATE FUNCTION edu_outbox.replay(from_id bigint, to_id bigint,
+                                  from_time timestamptz, to_time timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    e record;
+    n bigint := 0;
+BEGIN
+    FOR e IN
+        SELECT o.* FROM edu_outbox.outbox o, edu_outbox.relay_state s
+        WHERE (from_id IS NULL OR o.id BETWEEN from_id AND to_id)
+          AND (from_time IS NULL OR o.created_at BETWEEN from_time AND to_time)
+          AND pg_visible_in_snapshot(o.xid, s.delivered_snapshot)
+        ORDER BY o.id
+    LOOP
+        PERFORM edu_outbox.publish_event(e.topic, e.payload, e.key,
+                    coalesce(e.headers - 'outbox-replay-of', '{}'::jsonb)
+                    || jsonb_build_object('outbox-replay-of', e.id::text));
+        n := n + 1;
+    END LOOP;
+    IF n = 0 THEN
+        RAISE NOTICE 'no delivered events in that range are retained'
+            USING HINT = 'The outbox keeps roughly the last 130000 to 200000 delivered events.';
+    END IF;
+    RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION edu_outbox.replay(bigint, bigint, timestamptz, timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.outbox_replay(from_id bigint, to_id bigint) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF from_id IS NULL OR to_id IS NULL OR from_id > to_id THEN
+        RAISE EXCEPTION 'invalid replay range'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('from_id is %s and to_id is %s.',
+                                  coalesce(from_id::text, 'NULL'), coalesce(to_id::text, 'NULL')),
+                  HINT = 'Give a non-null range with from_id <= to_id.';
+    END IF;
+    RETURN edu_outbox.replay(from_id, to_id, NULL, NULL);
+END
+$$;
+
+COMMENT ON FUNCTION @extschema@.outbox_replay(bigint, bigint) IS
+  'publishes retained, already delivered events with ids in the range again; returns how many';
+
+CREATE FUNCTION @extschema@.outbox_replay(from_time timestamptz, to_time timestamptz) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF from_time IS NULL OR to_time IS NULL OR from_time > to_time THEN
+        RAISE EXCEPTION 'invalid replay range'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give a non-null range with from_time <= to_time.';
+    END IF;
+    RETURN edu_outbox.replay(NULL, NULL, from_time, to_time);
+END
+$$;
+
+COMMENT ON FUNCTION @extschema@.outbox_replay(timestamptz, timestamptz) IS
+  'publishes retained, already delivered events written in the time range again; returns how many';
+
+-- Operators' functions are not for PUBLIC: they read the private tables.
+REVOKE ALL ON FUNCTION @extschema@.outbox_status() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.outbox_pause() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.outbox_resume() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.outbox_retry_dead_letter(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.outbox_discard_dead_letter(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.outbox_replay(bigint, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.outbox_replay(timestamptz, timestamptz) FROM PUBLIC;

@@ -394,3 +394,19 @@ outbox_batch_remaining(const OutboxBatch *batch)
 		n += batch->txns[i].nrows - (i == batch->pos_index ? batch->pos_done : 0);
 	return n;
 }
+
+bool
+outbox_relay_paused(void)
+{
+	bool		isnull;
+	bool		paused;
+	int			ret = SPI_execute("SELECT paused FROM " OUTBOX_SCHEMA ".relay_state", true, 1);
+
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("edu_outbox.relay_state must hold exactly one row")));
+	paused = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return paused;
+}

@@ -62,6 +62,8 @@ extern int	outbox_batch_fetch(OutboxBatch *batch, int limit, MemoryContext cxt,
 /* Records that the first ndelivered of events were acknowledged. */
 extern void outbox_batch_advance(OutboxBatch *batch, const OutboxEvent *events,
 								 int ndelivered);
+/* Whether outbox_pause() is in effect. */
+extern bool outbox_relay_paused(void);
 /* Events committed but not yet delivered (for logging). */
 extern int64 outbox_batch_remaining(const OutboxBatch *batch);
 

@@ -29,6 +29,8 @@
 
 #include "batch.h"
 #include "cleanup.h"
+#include "dead_letter.h"
+#include "shared_state.h"
 #include "../relay/relay.h"
 
 #define BACKOFF_MIN_MS 500
@@ -39,6 +41,7 @@ typedef enum CycleResult
 	CYCLE_IDLE,					/* nothing to send */
 	CYCLE_PROGRESS,				/* sent and acknowledged; more may follow */
 	CYCLE_FAILED,				/* the broker did not take everything */
+	CYCLE_PAUSED,				/* outbox_pause() is in effect */
 	CYCLE_NO_EXTENSION			/* extension not (yet) created */
 } CycleResult;
 
@@ -49,8 +52,14 @@ typedef enum RelayState
 	STATE_WAITING_FOR_EXTENSION,
 	STATE_BAD_CONFIG,
 	STATE_DELIVERING,
+	STATE_PAUSED,
 	STATE_FAILING
 } RelayState;
+
+static const char *const state_names[] = {
+	"starting", "waiting for extension", "bad configuration", "delivering",
+	"paused", "failing"
+};
 
 static RelayState relay_state = STATE_STARTING;
 static RelayProducer *producer = NULL;
@@ -92,6 +101,7 @@ static void
 enter_state(RelayState state)
 {
 	relay_state = state;
+	outbox_status_set(state_names[state], NULL);
 }
 
 static void
@@ -99,6 +109,7 @@ drop_producer(void)
 {
 	relay_producer_destroy(producer);
 	producer = NULL;
+	outbox_status_set(NULL, "none");
 }
 
 /* Builds the producer if there is none; false (logged once) if the settings are unusable. */
@@ -121,8 +132,10 @@ ensure_producer(void)
 					 errhint("Fix \"%s\" or \"%s\" and reload; events stay in the outbox meanwhile.",
 							 "edu_outbox.brokers", "edu_outbox.kafka_properties")));
 		enter_state(STATE_BAD_CONFIG);
+		outbox_status_error(errbuf);
 		return false;
 	}
+	outbox_status_set(NULL, "created");
 	free(producer_brokers);
 	free(producer_properties);
 	producer_brokers = strdup(outbox_brokers);
@@ -183,9 +196,13 @@ end_cycle_xact(void)
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
+#define CHUNK_NO_EXTENSION (-1)
+#define CHUNK_PAUSED (-2)
+
 /*
- * Records progress, opens a batch if needed and reads the next chunk.
- * Returns the number of events read, or -1 if the extension is missing.
+ * Records progress (and the dead letters it moved past), opens a batch if
+ * needed and reads the next chunk. Returns the number of events read, or
+ * CHUNK_NO_EXTENSION / CHUNK_PAUSED.
  */
 static int
 read_chunk(OutboxEvent **events)
@@ -200,14 +217,27 @@ read_chunk(OutboxEvent **events)
 		{
 			outbox_batch_reset(&batch);
 			outbox_cleanup_forget();
+			outbox_dead_letters_forget();
 		}
-		return -1;
+		return CHUNK_NO_EXTENSION;
 	}
 	if (!batch.loaded)
+	{
+		outbox_dead_letters_forget();
 		outbox_batch_load(&batch);
+	}
 	if (batch.dirty)
+	{
+		outbox_dead_letters_flush();
 		outbox_batch_persist(&batch);
+	}
 	outbox_cleanup(batch.delivered_snapshot);
+	if (outbox_relay_paused())
+	{
+		end_cycle_xact();
+		return CHUNK_PAUSED;
+	}
+	outbox_dead_letters_refresh();
 	if (outbox_batch_begin(&batch))
 		n = outbox_batch_fetch(&batch, outbox_batch_size, chunk_cxt, events);
 	else if (batch.dirty)
@@ -245,27 +275,18 @@ log_broker_health(void)
 		brokers_down_logged = false;
 }
 
-/* Sends a chunk and waits for its delivery reports; returns the acknowledged prefix. */
-static int
-send_chunk(const OutboxEvent *events, int n, RelayBatch *rb)
+/* Sends records and waits for their delivery reports (bounded at shutdown). */
+static void
+send_and_wait(const RelayRecord *records, int n, RelayBatch *rb)
 {
-	RelayRecord *records = MemoryContextAlloc(chunk_cxt, sizeof(RelayRecord) * n);
-	RelayOutcome *outcome = MemoryContextAlloc(chunk_cxt, sizeof(RelayOutcome) * n);
+	RelayOutcome *outcome = MemoryContextAlloc(chunk_cxt, sizeof(RelayOutcome) * Max(n, 1));
+	int		   *error = MemoryContextAlloc(chunk_cxt, sizeof(int) * Max(n, 1));
 	TimestampTz shutdown_at = 0;
 
-	for (int i = 0; i < n; i++)
-	{
-		records[i].id = events[i].id;
-		records[i].topic = events[i].topic;
-		records[i].key = events[i].key;
-		records[i].key_len = events[i].key_len;
-		records[i].value = events[i].payload;
-		records[i].value_len = events[i].payload_len;
-		records[i].headers_json = events[i].headers;
-		records[i].timestamp_ms = events[i].timestamp_ms;
-	}
+	relay_batch_init(rb, n, outcome, error);
+	if (n == 0)
+		return;
 	pgstat_report_activity(STATE_RUNNING, psprintf("edu_outbox: sending %d events", n));
-	relay_batch_init(rb, n, outcome);
 	relay_batch_send(producer, rb, records);
 
 	for (;;)
@@ -294,33 +315,156 @@ send_chunk(const OutboxEvent *events, int n, RelayBatch *rb)
 		}
 	}
 	pgstat_report_activity(STATE_IDLE, NULL);
-	return relay_batch_delivered_prefix(rb);
+}
+
+/*
+ * Builds the records to send, leaving out events held back behind a dead
+ * letter; sent[i] is the record index of event i, or -1.
+ */
+static int
+prepare_records(const OutboxEvent *events, int n, RelayRecord **records_out, int **sent_out)
+{
+	RelayRecord *records = MemoryContextAlloc(chunk_cxt, sizeof(RelayRecord) * Max(n, 1));
+	int		   *sent = MemoryContextAlloc(chunk_cxt, sizeof(int) * Max(n, 1));
+	int			m = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		if (outbox_dead_letter_mode == DEAD_LETTER_PARK_KEY &&
+			outbox_dead_letter_head_for(events[i].topic, events[i].key) != 0)
+		{
+			sent[i] = -1;
+			continue;
+		}
+		sent[i] = m;
+		records[m].id = events[i].id;
+		records[m].topic = events[i].topic;
+		records[m].key = events[i].key;
+		records[m].key_len = events[i].key_len;
+		records[m].value = events[i].payload;
+		records[m].value_len = events[i].payload_len;
+		records[m].headers_json = events[i].headers;
+		records[m].timestamp_ms = events[i].timestamp_ms;
+		m++;
+	}
+	*records_out = records;
+	*sent_out = sent;
+	return m;
+}
+
+/*
+ * How many leading events are done with: delivered, dead-lettered because
+ * Kafka refused them for good, or parked behind such an event. Queues the
+ * dead letters; they are written with the next position.
+ */
+static int
+handled_prefix(const OutboxEvent *events, int n, const int *sent, const RelayBatch *rb)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		const OutboxEvent *e = &events[i];
+		int			r = sent[i];
+		uint64		xid = batch.txns[e->txn_index].xid;
+		int64		head;
+		int			err;
+
+		if (r >= 0 && rb->outcome[r] == RELAY_DELIVERED)
+			continue;
+
+		head = outbox_dead_letter_mode == DEAD_LETTER_PARK_KEY ?
+			outbox_dead_letter_head_for(e->topic, e->key) : 0;
+		if (head != 0)
+		{
+			outbox_dead_letter_note(e->id, xid, e->topic, e->key,
+									psprintf("held back behind dead letter " INT64_FORMAT, head),
+									head);
+			continue;
+		}
+		err = r >= 0 ? rb->error[r] : 0;
+		if (r < 0 || rb->outcome[r] != RELAY_FAILED ||
+			outbox_dead_letter_mode == DEAD_LETTER_RETRY || !relay_error_is_permanent(err))
+			break;
+		ereport(WARNING,
+				(errmsg("edu_outbox relay moved event " INT64_FORMAT " to the dead-letter table", e->id),
+				 errdetail("Kafka refused it for good on topic \"%s\": %s.", e->topic,
+						   relay_error_text(err)),
+				 errhint("Inspect it in outbox_dead_letters, then call outbox_retry_dead_letter(" INT64_FORMAT ") or outbox_discard_dead_letter(" INT64_FORMAT ").",
+						 e->id, e->id)));
+		outbox_dead_letter_note(e->id, xid, e->topic, e->key, relay_error_text(err), 0);
+	}
+	return i;
+}
+
+/* Feeds the per-topic delivery counters of outbox_status(). */
+static void
+count_deliveries(const OutboxEvent *events, int n, const int *sent, const RelayBatch *rb)
+{
+	const char *topics[OUTBOX_MAX_TOPIC_STATS];
+	int			counts[OUTBOX_MAX_TOPIC_STATS];
+	int			ntopics = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		int			t;
+
+		if (sent[i] < 0 || rb->outcome[sent[i]] != RELAY_DELIVERED)
+			continue;
+		for (t = 0; t < ntopics; t++)
+			if (strcmp(topics[t], events[i].topic) == 0)
+				break;
+		if (t == ntopics)
+		{
+			if (ntopics == OUTBOX_MAX_TOPIC_STATS)
+			{
+				outbox_status_delivered(topics, counts, ntopics);
+				ntopics = 0;
+				t = 0;
+			}
+			topics[t] = events[i].topic;
+			counts[t] = 0;
+			ntopics++;
+		}
+		counts[t]++;
+	}
+	outbox_status_delivered(topics, counts, ntopics);
 }
 
 static CycleResult
 relay_cycle(void)
 {
 	OutboxEvent *events = NULL;
+	RelayRecord *records;
+	int		   *sent;
 	RelayBatch	rb;
 	RelayHealth h;
 	int			n,
-				delivered;
+				m,
+				handled;
 
 	MemoryContextReset(chunk_cxt);
 	n = read_chunk(&events);
-	if (n < 0)
+	if (n == CHUNK_NO_EXTENSION)
 		return CYCLE_NO_EXTENSION;
+	if (n == CHUNK_PAUSED)
+		return CYCLE_PAUSED;
 	if (n == 0)
 		return CYCLE_IDLE;
 
-	delivered = send_chunk(events, n, &rb);
-	outbox_batch_advance(&batch, events, delivered);
+	m = prepare_records(events, n, &records, &sent);
+	send_and_wait(records, m, &rb);
+	handled = handled_prefix(events, n, sent, &rb);
+	count_deliveries(events, n, sent, &rb);
+	outbox_batch_advance(&batch, events, handled);
 	if (producer_stale)
 	{
 		replace_stale_producer();
 		return CYCLE_PROGRESS;
 	}
-	if (delivered == n)
+	relay_producer_health(producer, &h);
+	outbox_status_set(NULL, h.fatal ? "fatal error" : h.brokers_down ? "brokers down" : "connected");
+	if (handled == n)
 	{
 		if (relay_state == STATE_FAILING)
 			ereport(LOG, (errmsg("edu_outbox relay is delivering to Kafka again")));
@@ -328,16 +472,18 @@ relay_cycle(void)
 		return CYCLE_PROGRESS;
 	}
 
-	relay_producer_health(producer, &h);
 	if (relay_state != STATE_FAILING)
 		ereport(LOG,
 				(errmsg("edu_outbox relay could not deliver event " INT64_FORMAT " to Kafka topic \"%s\"",
-						events[delivered].id, events[delivered].topic),
+						events[handled].id, events[handled].topic),
 				 errdetail_internal("%s%s%s",
 									rb.first_error_text[0] ? rb.first_error_text : "no delivery report before shutdown",
 									h.fatal ? "; producer error: " : "",
 									h.fatal ? h.last_error_text : ""),
 				 errhint("The event and everything after it stay in the outbox and are sent again with backoff.")));
+	outbox_status_error(psprintf("event " INT64_FORMAT ": %s%s%s", events[handled].id,
+								 rb.first_error_text[0] ? rb.first_error_text : "not acknowledged",
+								 h.fatal ? "; " : "", h.fatal ? h.last_error_text : ""));
 	enter_state(STATE_FAILING);
 	/* librdkafka cannot recover from a fatal error: start a new producer, resend from the gap */
 	if (h.fatal)
@@ -390,8 +536,17 @@ outbox_relay_main(Datum main_arg)
 			case CYCLE_PROGRESS:
 				backoff_ms = 0;
 				continue;		/* more may be waiting: no sleep */
+			case CYCLE_PAUSED:
+				if (relay_state != STATE_PAUSED)
+					ereport(LOG, (errmsg("edu_outbox relay is paused"),
+								  errhint("SELECT outbox_resume() resumes delivery.")));
+				enter_state(STATE_PAUSED);
+				timeout = outbox_poll_interval_ms;
+				break;
 			case CYCLE_IDLE:
 				backoff_ms = 0;
+				if (relay_state == STATE_PAUSED)
+					ereport(LOG, (errmsg("edu_outbox relay resumed")));
 				if (relay_state != STATE_FAILING)
 					enter_state(STATE_DELIVERING);
 				timeout = outbox_poll_interval_ms;

@@ -6,6 +6,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
+#include "dead_letter.h"
 #include "../relay/relay.h"
 
 char	   *outbox_brokers = NULL;
@@ -15,6 +16,14 @@ int			outbox_batch_size = 10000;
 int			outbox_poll_interval_ms = 1000;
 int			outbox_max_payload_size = 1000000;
 int			outbox_final_flush_ms = 5000;
+int			outbox_dead_letter_mode = DEAD_LETTER_PARK_KEY;
+
+static const struct config_enum_entry dead_letter_modes[] = {
+	{"park_key", DEAD_LETTER_PARK_KEY, false},
+	{"skip", DEAD_LETTER_SKIP, false},
+	{"retry", DEAD_LETTER_RETRY, false},
+	{NULL, 0, false}
+};
 
 static bool
 check_nonempty(char **newval, void **extra, GucSource source)
@@ -102,6 +111,15 @@ outbox_define_settings(void)
 							5000, 0, 600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("edu_outbox.dead_letter_mode",
+							 "What the relay does with an event Kafka refuses for good.",
+							 "park_key: move it to the dead-letter table and hold back later events of its topic and key; "
+							 "skip: move it there and let later events go on; retry: keep retrying it, holding back everything.",
+							 &outbox_dead_letter_mode,
+							 DEAD_LETTER_PARK_KEY, dead_letter_modes,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("edu_outbox");
 }

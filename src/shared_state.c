@@ -14,15 +14,11 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "utils/timestamp.h"
 
-typedef struct OutboxSharedState
-{
-	slock_t		mutex;
-	Oid			dboid;			/* database the running worker serves */
-	Latch	   *worker_latch;	/* NULL while no worker runs */
-} OutboxSharedState;
+#include "shared_state.h"
 
-static OutboxSharedState *shared = NULL;
+OutboxSharedState *outbox_shared = NULL;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -47,12 +43,12 @@ outbox_shmem_startup(void)
 		prev_shmem_startup_hook();
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	shared = ShmemInitStruct("edu_outbox", sizeof(OutboxSharedState), &found);
+	outbox_shared = ShmemInitStruct("edu_outbox", sizeof(OutboxSharedState), &found);
 	if (!found)
 	{
-		SpinLockInit(&shared->mutex);
-		shared->dboid = InvalidOid;
-		shared->worker_latch = NULL;
+		memset(outbox_shared, 0, sizeof(OutboxSharedState));
+		SpinLockInit(&outbox_shared->mutex);
+		outbox_shared->dboid = InvalidOid;
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -69,18 +65,114 @@ outbox_shmem_init_hooks(void)
 void
 outbox_worker_attach(Oid dboid, Latch *latch)
 {
-	if (shared == NULL)
+	if (outbox_shared == NULL)
 		return;
-	SpinLockAcquire(&shared->mutex);
-	shared->dboid = dboid;
-	shared->worker_latch = latch;
-	SpinLockRelease(&shared->mutex);
+	SpinLockAcquire(&outbox_shared->mutex);
+	outbox_shared->dboid = dboid;
+	outbox_shared->worker_latch = latch;
+	outbox_shared->worker_pid = MyProcPid;
+	outbox_shared->started_at = GetCurrentTimestamp();
+	outbox_shared->delivered = 0;
+	outbox_shared->last_delivery_at = 0;
+	outbox_shared->dead_lettered = 0;
+	outbox_shared->ntopics = 0;
+	strlcpy(outbox_shared->worker_state, "starting", sizeof(outbox_shared->worker_state));
+	strlcpy(outbox_shared->producer_state, "none", sizeof(outbox_shared->producer_state));
+	SpinLockRelease(&outbox_shared->mutex);
 }
 
 void
 outbox_worker_detach(void)
 {
-	outbox_worker_attach(InvalidOid, NULL);
+	if (outbox_shared == NULL)
+		return;
+	SpinLockAcquire(&outbox_shared->mutex);
+	outbox_shared->dboid = InvalidOid;
+	outbox_shared->worker_latch = NULL;
+	outbox_shared->worker_pid = 0;
+	strlcpy(outbox_shared->worker_state, "stopped", sizeof(outbox_shared->worker_state));
+	strlcpy(outbox_shared->producer_state, "none", sizeof(outbox_shared->producer_state));
+	SpinLockRelease(&outbox_shared->mutex);
+}
+
+void
+outbox_status_set(const char *worker_state, const char *producer_state)
+{
+	if (outbox_shared == NULL)
+		return;
+	SpinLockAcquire(&outbox_shared->mutex);
+	if (worker_state)
+		strlcpy(outbox_shared->worker_state, worker_state, sizeof(outbox_shared->worker_state));
+	if (producer_state)
+		strlcpy(outbox_shared->producer_state, producer_state, sizeof(outbox_shared->producer_state));
+	SpinLockRelease(&outbox_shared->mutex);
+}
+
+void
+outbox_status_error(const char *error)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (outbox_shared == NULL)
+		return;
+	SpinLockAcquire(&outbox_shared->mutex);
+	strlcpy(outbox_shared->last_error, error, sizeof(outbox_shared->last_error));
+	outbox_shared->last_error_at = now;
+	SpinLockRelease(&outbox_shared->mutex);
+}
+
+/* Slot for a topic; the last slot collects topics that do not fit. Mutex held. */
+static OutboxTopicStat *
+topic_slot(const char *topic)
+{
+	OutboxTopicStat *slot;
+
+	for (int i = 0; i < outbox_shared->ntopics; i++)
+		if (strcmp(outbox_shared->topics[i].topic, topic) == 0)
+			return &outbox_shared->topics[i];
+	if (outbox_shared->ntopics < OUTBOX_MAX_TOPIC_STATS - 1)
+	{
+		slot = &outbox_shared->topics[outbox_shared->ntopics++];
+		strlcpy(slot->topic, topic, sizeof(slot->topic));
+		return slot;
+	}
+	slot = &outbox_shared->topics[OUTBOX_MAX_TOPIC_STATS - 1];
+	if (outbox_shared->ntopics < OUTBOX_MAX_TOPIC_STATS)
+	{
+		outbox_shared->ntopics = OUTBOX_MAX_TOPIC_STATS;
+		strlcpy(slot->topic, "(other)", sizeof(slot->topic));
+	}
+	return slot;
+}
+
+void
+outbox_status_delivered(const char *const *topics, const int *counts, int ntopics)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (outbox_shared == NULL || ntopics == 0)
+		return;
+	SpinLockAcquire(&outbox_shared->mutex);
+	outbox_shared->last_delivery_at = now;
+	for (int i = 0; i < ntopics; i++)
+	{
+		OutboxTopicStat *slot = topic_slot(topics[i]);
+
+		outbox_shared->delivered += counts[i];
+		slot->delivered += counts[i];
+		slot->last_delivery_at = now;
+	}
+	SpinLockRelease(&outbox_shared->mutex);
+}
+
+void
+outbox_status_dead_lettered(int n)
+{
+	if (outbox_shared == NULL)
+		return;
+	SpinLockAcquire(&outbox_shared->mutex);
+	outbox_shared->dead_lettered += n;
+	SpinLockRelease(&outbox_shared->mutex);
 }
 
 static void
@@ -89,14 +181,14 @@ outbox_xact_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_COMMIT:
-			if (published_in_xact && shared != NULL)
+			if (published_in_xact && outbox_shared != NULL)
 			{
 				Latch	   *latch = NULL;
 
-				SpinLockAcquire(&shared->mutex);
-				if (shared->dboid == MyDatabaseId)
-					latch = shared->worker_latch;
-				SpinLockRelease(&shared->mutex);
+				SpinLockAcquire(&outbox_shared->mutex);
+				if (outbox_shared->dboid == MyDatabaseId)
+					latch = outbox_shared->worker_latch;
+				SpinLockRelease(&outbox_shared->mutex);
 				if (latch)
 					SetLatch(latch);
 			}

@@ -1,0 +1,36 @@
+/*
+ * errors.c: which Kafka errors make a record poison.
+ *
+ * Everything else (timeouts, lost connections, leader changes, fatal
+ * idempotence errors) is transient: the relay sends the record again.
+ */
+#include <librdkafka/rdkafka.h>
+
+#include "relay.h"
+
+bool
+relay_error_is_permanent(int err)
+{
+	switch ((rd_kafka_resp_err_t) err)
+	{
+		case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+		case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+		case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+		case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+		case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+		case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+		case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+		case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+		case RD_KAFKA_RESP_ERR__BAD_MSG:
+		case RD_KAFKA_RESP_ERR__INVALID_ARG:
+			return true;
+		default:
+			return false;
+	}
+}
+
+const char *
+relay_error_text(int err)
+{
+	return rd_kafka_err2str((rd_kafka_resp_err_t) err);
+}
