@@ -87,10 +87,12 @@ for suite in "${suites[@]}"; do
       ;;
     integration)
       if ! start_services; then fail_suite "integration: services did not start"; continue; fi
-      /usr/bin/python3 test/integration/test_relay.py >"$out" 2>&1
-      cat "$out"
-      count_tap integration "$out"
-      grep -qE '^1\.\.[0-9]+' "$out" || fail_suite "integration: did not finish"
+      for t in test_relay test_operations; do
+        /usr/bin/python3 "test/integration/$t.py" >"$out.$t" 2>&1
+        cat "$out.$t"
+        count_tap "integration/$t" "$out.$t"
+        grep -qE '^1\.\.[0-9]+' "$out.$t" || fail_suite "integration/$t: did not finish"
+      done
       ;;
     *) fail_suite "unknown suite $suite" ;;
   esac
