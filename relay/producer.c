@@ -87,9 +87,26 @@ conf_set_user(const char *key, const char *value, void *arg)
 	conf_set(arg, key, value);
 }
 
+/* Like conf_set_user, but librdkafka's message may echo the value: say less. */
+static void
+conf_set_secret(const char *key, const char *value, void *arg)
+{
+	ConfState  *st = arg;
+	char		rderr[RELAY_ERRLEN];
+
+	if (st->failed)
+		return;
+	if (rd_kafka_conf_set(st->conf, key, value, rderr, sizeof(rderr)) != RD_KAFKA_CONF_OK)
+	{
+		snprintf(st->errbuf, st->errlen,
+				 "librdkafka rejected property \"%s\" from the secrets file", key);
+		st->failed = true;
+	}
+}
+
 RelayProducer *
 relay_producer_create(const char *brokers, const char *properties,
-					  char *errbuf, size_t errlen)
+					  const char *secrets_file, char *errbuf, size_t errlen)
 {
 	RelayProducer *p;
 	ConfState	st;
@@ -112,6 +129,9 @@ relay_producer_create(const char *brokers, const char *properties,
 	for (int i = 0; default_properties[i][0]; i++)
 		conf_set(&st, default_properties[i][0], default_properties[i][1]);
 	relay_properties_foreach(properties, conf_set_user, &st, errbuf, errlen);
+	if (!st.failed &&
+		!relay_properties_read_file(secrets_file, conf_set_secret, &st, errbuf, errlen))
+		st.failed = true;
 	/* Owned by the relay, set last: idempotence implies acks=all. */
 	conf_set(&st, "bootstrap.servers", brokers);
 	conf_set(&st, "enable.idempotence", "true");

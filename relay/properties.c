@@ -3,6 +3,7 @@
  * ("name=value; name=value"), parsed and validated without a producer.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,23 @@ static const char *const owned_properties[] = {
 	"acks", "request.required.acks", "transactional.id",
 	"enable.gapless.guarantee", NULL
 };
+
+/* Properties whose values are credentials; kept out of settings (and so out of logs). */
+static const char *const secret_properties[] = {
+	"sasl.password", "ssl.key.password", "ssl.keystore.password",
+	"sasl.oauthbearer.client.secret", "ssl.key.pem", NULL
+};
+
+bool
+relay_property_is_secret(const char *name)
+{
+	const char *bare = strncmp(name, "topic.", 6) == 0 ? name + 6 : name;
+
+	for (int i = 0; secret_properties[i]; i++)
+		if (strcmp(bare, secret_properties[i]) == 0)
+			return true;
+	return false;
+}
 
 static char *
 trim(char *s)
@@ -100,7 +118,13 @@ check_one(const char *key, const char *value, void *arg)
 
 	if (st->failed)
 		return;
-
+	if (relay_property_is_secret(key))
+	{
+		snprintf(st->errbuf, st->errlen,
+				 "Property \"%s\" carries a credential: put it in the file named by edu_outbox.kafka_secrets_file, not in a setting.", key);
+		st->failed = true;
+		return;
+	}
 	for (int i = 0; owned_properties[i]; i++)
 	{
 		if (strcmp(bare, owned_properties[i]) == 0)
@@ -131,4 +155,46 @@ relay_properties_check(const char *list, char *errbuf, size_t errlen)
 		st.failed = true;
 	rd_kafka_conf_destroy(st.conf);
 	return !st.failed;
+}
+
+bool
+relay_properties_read_file(const char *path, relay_property_fn fn, void *arg,
+						   char *errbuf, size_t errlen)
+{
+	FILE	   *f;
+	char		line[8192];
+	int			lineno = 0;
+
+	if (path == NULL || path[0] == '\0')
+		return true;
+	f = fopen(path, "r");
+	if (f == NULL)
+	{
+		snprintf(errbuf, errlen, "could not open secrets file \"%s\": %s", path, strerror(errno));
+		return false;
+	}
+	while (fgets(line, sizeof(line), f))
+	{
+		char	   *item,
+				   *eq,
+				   *key;
+
+		lineno++;
+		item = trim(line);
+		if (*item == '\0' || *item == '#')
+			continue;
+		eq = strchr(item, '=');
+		if (eq == NULL || eq == item)
+		{
+			snprintf(errbuf, errlen, "line %d of secrets file \"%s\" is not of the form name=value",
+					 lineno, path);
+			fclose(f);
+			return false;
+		}
+		*eq = '\0';
+		key = trim(item);
+		fn(key, trim(eq + 1), arg);
+	}
+	fclose(f);
+	return true;
 }

@@ -34,6 +34,15 @@ extern bool relay_properties_foreach(const char *list, relay_property_fn fn,
  * into errbuf: only the offending property name and librdkafka's reason.
  */
 extern bool relay_properties_check(const char *list, char *errbuf, size_t errlen);
+/* True for properties that carry credentials: only allowed in the secrets file. */
+extern bool relay_property_is_secret(const char *name);
+/*
+ * Reads a secrets file: one name=value per line ('#' starts a comment; the
+ * value is the rest of the line, so it may hold ';'). Calls fn per pair.
+ * Errors name the file and line, never a value.
+ */
+extern bool relay_properties_read_file(const char *path, relay_property_fn fn,
+									   void *arg, char *errbuf, size_t errlen);
 
 /* ---- headers.c: user headers (a JSON object of strings) ---- */
 struct rd_kafka_headers_s;
@@ -101,11 +110,13 @@ typedef struct RelayHealth
 
 /*
  * Creates an idempotent producer (acks=all). properties is the pass-through
- * list; the relay's own defaults are applied first so users may override
+ * list and secrets_file (NULL or "" for none) a file of secret properties;
+ * the relay's own defaults are applied first so users may override
  * linger.ms and the like, but never idempotence or acks.
  */
 extern RelayProducer *relay_producer_create(const char *brokers,
 											const char *properties,
+											const char *secrets_file,
 											char *errbuf, size_t errlen);
 /* Purges whatever is still queued, waits briefly for its reports, frees. */
 extern void relay_producer_destroy(RelayProducer *producer);

@@ -97,6 +97,8 @@ ALTER SYSTEM SET edu_outbox.kafka_properties = 'no.such.property=1';
 ALTER SYSTEM SET edu_outbox.kafka_properties = 'enable.idempotence=false';
 ALTER SYSTEM SET edu_outbox.kafka_properties = 'linger.ms=soon';
 ALTER SYSTEM SET edu_outbox.kafka_properties = 'linger.ms';
+-- Credentials are refused in settings (PostgreSQL logs changed settings).
+ALTER SYSTEM SET edu_outbox.kafka_properties = 'sasl.username=app; sasl.password=x';
 ALTER SYSTEM SET edu_outbox.brokers = '';
 ALTER SYSTEM SET edu_outbox.batch_size = 0;
 SET edu_outbox.batch_size = 10;

@@ -16,6 +16,7 @@
 extern char *outbox_brokers;
 extern char *outbox_database;
 extern char *outbox_kafka_properties;
+extern char *outbox_kafka_secrets_file;
 extern int	outbox_batch_size;
 extern int	outbox_poll_interval_ms;
 extern int	outbox_max_payload_size;

@@ -10,6 +10,8 @@
  */
 #include "edu_outbox.h"
 
+#include <sys/stat.h>
+
 #include "access/commit_ts.h"
 #include "access/xact.h"
 #include "commands/extension.h"
@@ -65,6 +67,8 @@ static RelayState relay_state = STATE_STARTING;
 static RelayProducer *producer = NULL;
 static char *producer_brokers = NULL;	/* configuration the producer was built from */
 static char *producer_properties = NULL;
+static char *producer_secrets_file = NULL;
+static time_t producer_secrets_mtime = 0;
 static OutboxBatch batch;
 static MemoryContext chunk_cxt = NULL;
 static bool brokers_down_logged = false;
@@ -112,6 +116,17 @@ drop_producer(void)
 	outbox_status_set(NULL, "none");
 }
 
+/* A reload rebuilds the producer when the secrets file changed (password rotation). */
+static time_t
+secrets_file_mtime(void)
+{
+	struct stat st;
+
+	if (outbox_kafka_secrets_file[0] == '\0' || stat(outbox_kafka_secrets_file, &st) != 0)
+		return 0;
+	return st.st_mtime;
+}
+
 /* Builds the producer if there is none; false (logged once) if the settings are unusable. */
 static bool
 ensure_producer(void)
@@ -121,7 +136,7 @@ ensure_producer(void)
 	if (producer)
 		return true;
 	producer = relay_producer_create(outbox_brokers, outbox_kafka_properties,
-									 errbuf, sizeof(errbuf));
+									 outbox_kafka_secrets_file, errbuf, sizeof(errbuf));
 	if (producer == NULL)
 	{
 		if (relay_state != STATE_BAD_CONFIG)
@@ -129,8 +144,9 @@ ensure_producer(void)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("edu_outbox relay cannot create a Kafka producer"),
 					 errdetail_internal("%s", errbuf),
-					 errhint("Fix \"%s\" or \"%s\" and reload; events stay in the outbox meanwhile.",
-							 "edu_outbox.brokers", "edu_outbox.kafka_properties")));
+					 errhint("Fix \"%s\", \"%s\" or \"%s\" and reload; events stay in the outbox meanwhile.",
+							 "edu_outbox.brokers", "edu_outbox.kafka_properties",
+							 "edu_outbox.kafka_secrets_file")));
 		enter_state(STATE_BAD_CONFIG);
 		outbox_status_error(errbuf);
 		return false;
@@ -138,8 +154,11 @@ ensure_producer(void)
 	outbox_status_set(NULL, "created");
 	free(producer_brokers);
 	free(producer_properties);
+	free(producer_secrets_file);
 	producer_brokers = strdup(outbox_brokers);
 	producer_properties = strdup(outbox_kafka_properties);
+	producer_secrets_file = strdup(outbox_kafka_secrets_file);
+	producer_secrets_mtime = secrets_file_mtime();
 	brokers_down_logged = false;
 	return true;
 }
@@ -155,7 +174,9 @@ reload_settings(void)
 	ProcessConfigFile(PGC_SIGHUP);
 	if (producer &&
 		(strcmp(producer_brokers, outbox_brokers) != 0 ||
-		 strcmp(producer_properties, outbox_kafka_properties) != 0))
+		 strcmp(producer_properties, outbox_kafka_properties) != 0 ||
+		 strcmp(producer_secrets_file, outbox_kafka_secrets_file) != 0 ||
+		 producer_secrets_mtime != secrets_file_mtime()))
 		producer_stale = true;
 }
 

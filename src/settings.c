@@ -12,6 +12,7 @@
 char	   *outbox_brokers = NULL;
 char	   *outbox_database = NULL;
 char	   *outbox_kafka_properties = NULL;
+char	   *outbox_kafka_secrets_file = NULL;
 int			outbox_batch_size = 10000;
 int			outbox_poll_interval_ms = 1000;
 int			outbox_max_payload_size = 1000000;
@@ -46,7 +47,7 @@ check_kafka_properties(char **newval, void **extra, GucSource source)
 	if (!relay_properties_check(*newval, errbuf, sizeof(errbuf)))
 	{
 		GUC_check_errdetail("%s", errbuf);
-		GUC_check_errhint("Use semicolon-separated name=value pairs of librdkafka producer properties.");
+		GUC_check_errhint("Use semicolon-separated name=value pairs of librdkafka producer properties; credentials go in edu_outbox.kafka_secrets_file.");
 		return false;
 	}
 	return true;
@@ -79,6 +80,15 @@ outbox_define_settings(void)
 							   "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
 							   check_kafka_properties, NULL, NULL);
+
+	/* The path is not secret, but who may point the relay at files is. */
+	DefineCustomStringVariable("edu_outbox.kafka_secrets_file",
+							   "File of secret librdkafka properties (sasl.password, ssl.key.password), one name=value per line.",
+							   "Credentials live here rather than in a setting, because PostgreSQL logs changed settings.",
+							   &outbox_kafka_secrets_file,
+							   "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
 
 	DefineCustomIntVariable("edu_outbox.batch_size",
 							"Most events the relay reads and sends per batch.",

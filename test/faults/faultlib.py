@@ -105,6 +105,24 @@ def relay_activity():
     return rows[0][0] if rows else None
 
 
+def wait_relay_sending(timeout=3.0):
+    """Waits (briefly) until the relay reports events in flight; True if it did."""
+    deadline = time.time() + timeout
+    conn = connect()
+    try:
+        with conn.cursor() as cur:
+            while time.time() < deadline:
+                cur.execute("SELECT coalesce(query, '') FROM pg_stat_activity "
+                            "WHERE backend_type = 'edu_outbox relay'")
+                row = cur.fetchone()
+                if row and row[0].startswith("edu_outbox: sending"):
+                    return True
+                time.sleep(0.005)
+    finally:
+        conn.close()
+    return False
+
+
 def undelivered_count():
     """Committed outbox rows the relay has not finished with."""
     return sql("""SELECT count(*) FROM edu_outbox.outbox

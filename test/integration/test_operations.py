@@ -217,6 +217,52 @@ def test_broker_refusing_an_oversized_record():
         sql("SELECT outbox_discard_dead_letter(id) FROM outbox_dead_letters WHERE parked_behind IS NULL")
 
 
+def test_credentials_stay_out_of_logs_and_nothing_is_lost():
+    # A wrong SASL set-up (the broker speaks PLAINTEXT): events wait, the
+    # password never reaches the server log, and all arrive once it is fixed.
+    topic = new_topic("secrets")
+    secret = "TOPSECRET-%d" % int(time.time())
+    path = os.path.join(os.environ["PGDIR_EDU"], "kafka-secrets.conf")
+    with open(path, "w") as f:
+        f.write("# relay credentials\nsasl.password=%s\n" % secret)
+    os.chmod(path, 0o600)
+    os.system("chown postgres %s" % path)
+    pid = relay_pid()
+    set_and_reload(kafka_properties="security.protocol=SASL_PLAINTEXT; sasl.mechanisms=PLAIN; "
+                                    "sasl.username=relay; message.timeout.ms=5000",
+                   kafka_secrets_file=path)
+    try:
+        for i in range(5):
+            publish(topic, {"seq": i}, "k")
+        time.sleep(8)
+        assert consume(topic) == [], "nothing can be delivered with the wrong protocol"
+        assert status()["pending_events"] >= 5
+        assert relay_pid() == pid, "the worker must back off, not crash-loop"
+    finally:
+        set_and_reload(kafka_properties=None, kafka_secrets_file=None)
+    records = first_occurrences(wait_for_records(topic, 5, timeout=90))
+    assert [json.loads(r["payload"])["seq"] for r in records] == list(range(5))
+    assert secret not in server_log(), "the password appeared in the server log"
+    assert status()["last_error"] is None or secret not in status()["last_error"]
+
+
+def test_garbage_broker_list_is_reported_without_crash_loop():
+    topic = new_topic("garbage")
+    pid = relay_pid()
+    set_and_reload(brokers="this is :: not a broker list", kafka_properties="message.timeout.ms=3000")
+    try:
+        publish(topic, {"n": 1}, "k")
+        time.sleep(6)
+        assert relay_pid() == pid, "the worker must keep running"
+        st = status()
+        assert st["pending_events"] >= 1 and st["worker_state"] in ("failing", "bad configuration"), st
+        assert st["last_error"], st
+    finally:
+        set_and_reload(brokers=None, kafka_properties=None)
+    records = wait_for_records(topic, 1, timeout=90)
+    assert json.loads(records[0]["payload"]) == {"n": 1}
+
+
 TESTS = [
     test_capture_trigger_events_in_commit_order,
     test_status_reports_worker_deliveries_and_topics,
@@ -226,6 +272,8 @@ TESTS = [
     test_retry_dead_letter_after_fixing_the_cause,
     test_skip_mode_lets_later_events_of_the_key_go_on,
     test_broker_refusing_an_oversized_record,
+    test_credentials_stay_out_of_logs_and_nothing_is_lost,
+    test_garbage_broker_list_is_reported_without_crash_loop,
 ]
 
 if __name__ == "__main__":

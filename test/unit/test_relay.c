@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -278,7 +279,12 @@ test_properties_check(void)
 	/* secrets */
 	strcpy(errbuf, "");
 	ok = relay_properties_check("sasl.password=s3cr3t", errbuf, sizeof(errbuf));
-	check(ok, "check: \"sasl.password=s3cr3t\" is accepted (err: %s)", errbuf);
+	check(!ok && strstr(errbuf, "kafka_secrets_file") != NULL && strstr(errbuf, "s3cr3t") == NULL,
+		  "check: an inline sasl.password is refused without echoing it (err: %s)", errbuf);
+	ok = relay_properties_check("topic.ssl.key.password=s3cr3t", errbuf, sizeof(errbuf));
+	check(!ok && strstr(errbuf, "s3cr3t") == NULL, "check: an inline ssl.key.password is refused");
+	check(relay_property_is_secret("sasl.password") && !relay_property_is_secret("sasl.username"),
+		  "secret: sasl.password is a secret, sasl.username is not");
 
 	{
 		static const char *const failing[] = {
@@ -446,12 +452,50 @@ test_headers(void)
 	expect_reject("{\"a\":\"x\",\"a\":\"y\"}", "duplicate key", NULL);
 }
 
+/* ------------------------------------------------------------------ */
+/* properties.c: the secrets file */
+
+static void
+test_secrets_file(void)
+{
+	char		path[] = "/tmp/edu_outbox_secrets_XXXXXX";
+	char		errbuf[RELAY_ERRLEN];
+	Collected	c = {0};
+	int			fd = mkstemp(path);
+	FILE	   *f = fdopen(fd, "w");
+	bool		ok;
+
+	fputs("# credentials for the relay\n\n  sasl.username = relay  \nsasl.password=pa;ss=word\n", f);
+	fclose(f);
+	ok = relay_properties_read_file(path, collect, &c, errbuf, sizeof(errbuf));
+	check(ok && c.n == 2, "secrets file: two pairs read, comments and blanks skipped (n=%d)", c.n);
+	check(pair_is(&c, 0, "sasl.username", "relay"), "secrets file: values are trimmed");
+	check(pair_is(&c, 1, "sasl.password", "pa;ss=word"), "secrets file: a value may hold ';' and '='");
+	collected_reset(&c);
+
+	f = fopen(path, "w");
+	fputs("sasl.password=fine\nhunter2\n", f);
+	fclose(f);
+	ok = relay_properties_read_file(path, collect, &c, errbuf, sizeof(errbuf));
+	check(!ok && strstr(errbuf, "line 2") != NULL, "secrets file: a bad line is reported by number (%s)", errbuf);
+	check(strstr(errbuf, "hunter2") == NULL && strstr(errbuf, "fine") == NULL,
+		  "secrets file: the error echoes no value");
+	collected_reset(&c);
+
+	unlink(path);
+	ok = relay_properties_read_file(path, collect, &c, errbuf, sizeof(errbuf));
+	check(!ok && strstr(errbuf, path) != NULL, "secrets file: a missing file is an error naming it");
+	check(relay_properties_read_file("", collect, &c, errbuf, sizeof(errbuf)) && c.n == 0,
+		  "secrets file: an empty path means no file");
+}
+
 int
 main(void)
 {
 	test_topic();
 	test_properties_foreach();
 	test_properties_check();
+	test_secrets_file();
 	test_headers();
 	printf("1..%d\n", ntests);
 	return nfailed == 0 ? 0 : 1;

@@ -1,0 +1,400 @@
+#!/usr/bin/python3
+"""Fault-injection scenarios for edu_outbox: break Kafka, the relay worker or
+PostgreSQL on purpose while writers publish, then prove that nothing was lost,
+nothing phantom arrived and per-key commit order held (duplicates are allowed:
+delivery is at least once, and they are counted).
+
+Run by test/faults/run.sh, which starts a single Kafka broker and PostgreSQL
+and sets the environment. Prints TAP (`ok N - name`, `1..N`) and one line per
+scenario: scenario=<name> written=<n> lost=<n> phantom=<n> order_violations=<n> duplicates=<n>
+
+    faults.py [SCENARIO ...]     default: all, in this order:
+        kafka_kill kafka_outage relay_kill pg_crash cluster_leader_kill sasl_ssl
+
+Knobs (environment): FAULT_QUICK=1 (shorter spells), FAULT_SOAK=1 (long
+workloads, repeated faults), FAULT_DURATION (workload seconds per scenario),
+FAULT_OUTAGE_SECONDS (broker down time in kafka_outage), FAULT_ROUNDS (faults
+per scenario), FAULT_WRITERS, FAULT_KEYS, FAULT_THINK_MS, FAULT_DRAIN_TIMEOUT.
+"""
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import traceback
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checker import check  # noqa: E402
+from faultlib import (ServerLog, consume, relay_activity, relay_pid, script,  # noqa: E402
+                      set_relay_config, sql, undelivered_count, wait_relay_sending,
+                      wait_until)
+from workload import Workload, env_float  # noqa: E402
+
+QUICK = os.environ.get("FAULT_QUICK") == "1"
+SOAK = os.environ.get("FAULT_SOAK") == "1"
+DURATION = env_float("FAULT_DURATION", 150 if SOAK else (14 if QUICK else 20))
+OUTAGE = env_float("FAULT_OUTAGE_SECONDS", 180 if SOAK else (20 if QUICK else 60))
+ROUNDS = int(env_float("FAULT_ROUNDS", 5 if SOAK else 1))
+DRAIN_TIMEOUT = env_float("FAULT_DRAIN_TIMEOUT", 180)
+KAFKA_DOWN = 4          # seconds a SIGKILLed broker stays down
+CLUSTER_NODE_DOWN = 12  # seconds the killed partition leader stays down
+PG_DOWN = 3             # seconds PostgreSQL stays down after an immediate stop
+
+STARTED_RE = re.compile(r"edu_outbox relay started for database")
+RELAY_ERROR_RE = re.compile(r"\[\d+\] edu_outbox relay (ERROR|FATAL|PANIC): ")
+
+
+def note(msg):
+    print("# " + msg, flush=True)
+
+
+class Failed(AssertionError):
+    pass
+
+
+class Scenario:
+    """One run: workload + scheduled faults + drain + check."""
+
+    def __init__(self, name, duration=None, brokers=None, kafka_extra=(), expected_relay_starts=0):
+        self.name = name
+        self.topic = "faults-%s-%s" % (name.replace("_", "-"), uuid.uuid4().hex[:8])
+        self.duration = duration or DURATION
+        self.brokers = brokers
+        self.kafka_extra = kafka_extra
+        self.expected_relay_starts = expected_relay_starts
+        self.problems = []
+        self.log = ServerLog()
+
+    def require(self, cond, msg):
+        if not cond:
+            self.problems.append(msg)
+
+    def start(self):
+        wait_until(lambda: relay_pid() is not None, 60, "the relay worker")
+        wait_until(lambda: undelivered_count() == 0, DRAIN_TIMEOUT,
+                   "earlier scenarios' events to be delivered")
+        self.log.mark()
+        self.workload = Workload(self.name, self.topic, self.duration)
+        self.workload.setup()
+        self.t0 = time.time()
+        self.workload.start()
+        note("%s: topic %s, %d writers, %d keys, %.0fs" % (
+            self.name, self.topic, self.workload.writers, len(self.workload.keys), self.duration))
+
+    def at(self, seconds):
+        """Sleeps until `seconds` after the workload started."""
+        delay = self.t0 + seconds - time.time()
+        if delay > 0:
+            time.sleep(delay)
+
+    def fault_times(self, first, rounds):
+        """Times for the faults: the first at `first`, the rest spread over the run."""
+        if rounds <= 1:
+            return [first]
+        gap = max(1.0, (self.duration - first - 5) / rounds)
+        return [first + i * gap for i in range(rounds)]
+
+    def in_flight(self):
+        try:
+            return "undelivered=%d relay=%r" % (undelivered_count(), relay_activity())
+        except Exception as e:
+            return "undelivered=? (%s)" % type(e).__name__
+
+    def finish(self):
+        self.workload.join()
+        w = self.workload
+        note("%s: workload %s" % (self.name, w.stats()))
+        for e in w.errors[:10]:
+            self.problems.append("workload: " + e)
+        self.require(w.client_committed, "no transaction committed")
+        drained = True
+        try:
+            wait_until(lambda: undelivered_count() == 0, DRAIN_TIMEOUT, "the outbox to drain")
+        except AssertionError as e:
+            drained = False
+            self.problems.append("%s (undelivered=%s)" % (e, self.in_flight()))
+        # a committed record becomes readable once acknowledged; allow a short grace
+        deadline = time.time() + (15 if drained else 1)
+        while True:
+            res = check(self.name, self.topic, self.brokers, self.kafka_extra)
+            if not res.lost or time.time() > deadline:
+                break
+            time.sleep(2)
+        print(res.summary(), flush=True)
+        for line in res.details():
+            note(line)
+        if not res.ok:
+            self.problems.append("checker: " + res.summary())
+        self.cross_check_clients()
+        self.check_relay_log()
+        self.check_dead_letters()
+        return res
+
+    def cross_check_clients(self):
+        """What the writers saw must match what PostgreSQL committed."""
+        w = self.workload
+        committed = {str(tx) for (tx,) in sql(
+            "SELECT DISTINCT tx FROM fault_events WHERE scenario = %s", (self.name,))}
+        missing = [tx for tx in w.client_committed if tx not in committed]
+        ghost = [tx for tx in w.client_rolled_back if tx in committed]
+        self.require(not missing, "%d transactions acknowledged by COMMIT are not in fault_events: %s"
+                     % (len(missing), missing[:3]))
+        self.require(not ghost, "%d transactions the client rolled back are in fault_events: %s"
+                     % (len(ghost), ghost[:3]))
+        self.require(not w.unknown, "%d commit outcomes stayed unknown" % len(w.unknown))
+
+    def check_relay_log(self):
+        text = self.log.text()
+        starts = len(STARTED_RE.findall(text))
+        errors = [line for line in text.splitlines() if RELAY_ERROR_RE.search(line)]
+        exits = self.log.relay_abnormal_exits()
+        note("%s: relay started %d time(s) (expected %d), %d relay ERROR/FATAL line(s), "
+             "%d abnormal exit line(s)" % (self.name, starts, self.expected_relay_starts,
+                                          len(errors), len(exits)))
+        for line in self.log.relay_lines()[:12]:
+            note("  log: " + line[:300])
+        self.require(starts <= self.expected_relay_starts,
+                     "relay started %d times, expected at most %d (crash loop?)"
+                     % (starts, self.expected_relay_starts))
+        self.require(not errors, "relay logged errors: %s" % errors[:3])
+        self.require(relay_pid() is not None, "relay worker is not running at the end")
+
+    def check_dead_letters(self):
+        try:
+            rows = sql("SELECT count(*) FROM edu_outbox.dead_letter WHERE topic = %s", (self.topic,))
+        except Exception:
+            return  # no dead-letter table in this build
+        if rows[0][0]:
+            detail = sql("SELECT id, key, error FROM edu_outbox.dead_letter WHERE topic = %s "
+                         "ORDER BY id LIMIT 5", (self.topic,))
+            self.problems.append("%d events of the topic went to the dead-letter table: %s"
+                                 % (rows[0][0], detail))
+
+    def verdict(self):
+        if self.problems:
+            raise Failed("; ".join(self.problems))
+
+
+# ---------------------------------------------------------------------------
+# scenarios
+
+def scenario_kafka_kill():
+    """The broker is SIGKILLed mid-stream and restarted a few seconds later."""
+    s = Scenario("kafka_kill")
+    s.start()
+    for t in s.fault_times(5, ROUNDS):
+        s.at(t)
+        note("kafka_kill: SIGKILL broker at %.1fs (%s)" % (time.time() - s.t0, s.in_flight()))
+        script("kafka.sh", "kill")
+        time.sleep(KAFKA_DOWN)
+        script("kafka.sh", "start")
+        note("kafka_kill: broker back at %.1fs" % (time.time() - s.t0))
+    s.finish()
+    s.verdict()
+
+
+def scenario_kafka_outage():
+    """The broker is stopped for a long spell: the outbox grows, then drains."""
+    s = Scenario("kafka_outage", duration=5 + OUTAGE + DURATION * 0.6)
+    s.start()
+    s.at(5)
+    script("kafka.sh", "stop")
+    down_at = time.time()
+    note("kafka_outage: broker stopped at %.1fs for %.0fs" % (down_at - s.t0, OUTAGE))
+    try:
+        time.sleep(min(5, OUTAGE / 4))
+        early = undelivered_count()
+        committed_early = len(s.workload.client_committed)
+        time.sleep(max(0, down_at + OUTAGE - time.time()))
+        late = undelivered_count()
+        committed_late = len(s.workload.client_committed)
+        note("kafka_outage: undelivered %d -> %d while down; commits %d -> %d"
+             % (early, late, committed_early, committed_late))
+        s.require(committed_late > committed_early, "publishing stopped while Kafka was down")
+        s.require(late > early > 0, "the outbox did not grow while Kafka was down (%d -> %d)"
+                  % (early, late))
+        s.require(relay_pid() is not None, "relay not running during the outage")
+    finally:
+        script("kafka.sh", "start")
+    up_at = time.time()
+    note("kafka_outage: broker back at %.1fs" % (up_at - s.t0))
+    s.finish()
+    note("kafka_outage: drained %.1fs after the broker came back" % (time.time() - up_at))
+    s.require(any("cannot reach any Kafka broker" in line or "could not deliver" in line
+                  for line in s.log.relay_lines()), "the outage was not logged")
+    s.verdict()
+
+
+def scenario_relay_kill():
+    """The relay worker is SIGKILLed while sending; the postmaster restarts
+    every backend (writers reconnect), then the worker."""
+    rounds = max(2, ROUNDS)
+    s = Scenario("relay_kill", expected_relay_starts=rounds)
+    s.start()
+    for t in s.fault_times(5, rounds) if rounds > 2 else [5, 12]:
+        s.at(t)
+        wait_relay_sending(3)               # catch it with events in flight if we can
+        pid = relay_pid()
+        state = s.in_flight()
+        os.kill(pid, signal.SIGKILL)
+        note("relay_kill: SIGKILL relay pid %d at %.1fs (%s)" % (pid, time.time() - s.t0, state))
+        wait_until(lambda: (relay_pid() or pid) != pid, 90, "a new relay worker")
+        note("relay_kill: new relay pid %d at %.1fs" % (relay_pid(), time.time() - s.t0))
+    s.finish()
+    s.verdict()
+
+
+def scenario_pg_crash():
+    """PostgreSQL is stopped with -m immediate (crash) mid-stream, then recovers."""
+    s = Scenario("pg_crash", expected_relay_starts=ROUNDS)
+    s.start()
+    for t in s.fault_times(6, ROUNDS):
+        s.at(t)
+        note("pg_crash: immediate stop at %.1fs (%s)" % (time.time() - s.t0, s.in_flight()))
+        script("pg.sh", "kill")
+        time.sleep(PG_DOWN)
+        script("pg.sh", "start")
+        note("pg_crash: PostgreSQL back at %.1fs" % (time.time() - s.t0))
+        wait_until(lambda: relay_pid() is not None, 60, "the relay after recovery")
+    s.finish()
+    s.verdict()
+
+
+def scenario_cluster_leader_kill():
+    """Three-node KRaft cluster (RF 3, min.insync.replicas 2): the leader of the
+    topic's partition 0 is SIGKILLed mid-stream and restarted later."""
+    script("kafka-cluster.sh", "start")
+    bootstrap = script("kafka-cluster.sh", "bootstrap", capture=True)
+    try:
+        s = Scenario("cluster_leader_kill", duration=DURATION + CLUSTER_NODE_DOWN, brokers=bootstrap)
+        script("kafka-cluster.sh", "create-topic", s.topic, 3)
+        set_relay_config(brokers=bootstrap)
+        s.start()
+        for t in s.fault_times(6, ROUNDS):
+            s.at(t)
+            leader = script("kafka-cluster.sh", "leader", s.topic, 0, capture=True)
+            isr = script("kafka-cluster.sh", "isr", s.topic, 0, capture=True)
+            note("cluster_leader_kill: SIGKILL node %s (leader of partition 0, isr %s) at %.1fs (%s)"
+                 % (leader, isr, time.time() - s.t0, s.in_flight()))
+            script("kafka-cluster.sh", "kill-node", leader)
+            wait_until(lambda: script("kafka-cluster.sh", "leader", s.topic, 0, capture=True,
+                                      check=False) not in ("", leader, "-1"),
+                       60, "a new leader for partition 0")
+            note("cluster_leader_kill: new leader %s at %.1fs" % (
+                script("kafka-cluster.sh", "leader", s.topic, 0, capture=True), time.time() - s.t0))
+            time.sleep(max(0, CLUSTER_NODE_DOWN - 5))
+            script("kafka-cluster.sh", "start-node", leader)
+            note("cluster_leader_kill: node %s back at %.1fs" % (leader, time.time() - s.t0))
+        s.finish()
+        note("cluster_leader_kill: partition 0 isr after the run: %s" % script(
+            "kafka-cluster.sh", "isr", s.topic, 0, capture=True, check=False))
+        s.verdict()
+    finally:
+        set_relay_config(brokers=None)
+        script("kafka-cluster.sh", "destroy", check=False)
+
+
+def scenario_sasl_ssl():
+    """A SASL_SSL (SCRAM-SHA-512) listener: kcat works with the right password
+    and fails with a wrong one; the relay holds events back while its password
+    is wrong and delivers all of them once it is fixed; no password is logged."""
+    script("kafka-secure.sh", "start")
+    env = dict(line.split("=", 1) for line in
+               script("kafka-secure.sh", "env", capture=True).splitlines() if "=" in line)
+    user, password = env["KAFKA_SASL_USER"], env["KAFKA_SASL_PASSWORD"]
+    bootstrap, ca = env["KAFKA_SASL_BOOTSTRAP"], env["KAFKA_SSL_CA"]
+    wrong = "wrong-" + uuid.uuid4().hex[:12]
+    common = ["security.protocol=SASL_SSL", "sasl.mechanisms=SCRAM-SHA-512",
+              "sasl.username=" + user, "ssl.ca.location=" + ca]
+    good = common + ["sasl.password=" + password]
+    try:
+        # kcat against the listener: right password works, wrong one is refused
+        import subprocess
+        probe = "faults-sasl-probe-" + uuid.uuid4().hex[:8]
+        x = lambda props: sum((["-X", p] for p in props), [])  # noqa: E731
+        out = subprocess.run(["kcat", "-b", bootstrap, "-P", "-t", probe, "-k", "k"] + x(good),
+                             input="probe\n", capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            raise Failed("kcat could not produce with the right password: " + out.stderr[-300:])
+        got = consume(probe, bootstrap, good)
+        if [r["payload"] for r in got] != ["probe"]:
+            raise Failed("kcat read back %r" % got)
+        out = subprocess.run(["kcat", "-b", bootstrap, "-L", "-m", "5"] +
+                             x(common + ["sasl.password=" + wrong]),
+                             capture_output=True, text=True, timeout=60)
+        if out.returncode == 0 or "Authentication failed" not in out.stderr:
+            raise Failed("kcat with a wrong password was not refused: rc=%d %s"
+                         % (out.returncode, out.stderr[-300:]))
+        note("sasl_ssl: kcat produce/consume with the right password ok; wrong password refused")
+
+        s = Scenario("sasl_ssl", duration=max(12, DURATION * 0.6), brokers=bootstrap,
+                     kafka_extra=good)
+        set_relay_config(brokers=bootstrap, kafka_properties="; ".join(common + ["sasl.password=" + wrong]))
+        s.start()
+        s.at(s.duration * 0.6)
+        held = consume(s.topic, bootstrap, good)
+        waiting = undelivered_count()
+        note("sasl_ssl: with the wrong password at %.1fs: %d records in the topic, %d undelivered"
+             % (time.time() - s.t0, len(held), waiting))
+        s.require(not held, "%d records arrived although the password was wrong" % len(held))
+        s.require(waiting > 0, "no events waited while the password was wrong")
+        set_relay_config(kafka_properties="; ".join(good))
+        note("sasl_ssl: password fixed at %.1fs" % (time.time() - s.t0))
+        s.finish()
+        log = ServerLog.whole()
+        for label, secret in (("right", password), ("wrong", wrong)):
+            lines = [line for line in log.splitlines() if secret in line]
+            for line in lines[:3]:
+                note("sasl_ssl: %s password in server log: %s" % (label, line[:300]))
+            s.require(not lines, "the %s password appears %d time(s) in the server log"
+                      % (label, len(lines)))
+        s.verdict()
+    finally:
+        set_relay_config(brokers=None, kafka_properties=None)
+        script("kafka-secure.sh", "stop", check=False)
+
+
+SCENARIOS = [
+    scenario_kafka_kill,
+    scenario_kafka_outage,
+    scenario_relay_kill,
+    scenario_pg_crash,
+    scenario_cluster_leader_kill,
+    scenario_sasl_ssl,
+]
+
+
+def main(names):
+    chosen = [f for f in SCENARIOS if not names or f.__name__[len("scenario_"):] in names]
+    unknown = set(names) - {f.__name__[len("scenario_"):] for f in SCENARIOS}
+    if unknown:
+        print("unknown scenario(s): %s" % ", ".join(sorted(unknown)), file=sys.stderr)
+        return 2
+    sql("CREATE EXTENSION IF NOT EXISTS edu_outbox")
+    note("settings: duration=%.0fs outage=%.0fs rounds=%d quick=%s soak=%s"
+         % (DURATION, OUTAGE, ROUNDS, QUICK, SOAK))
+    failed = 0
+    for i, f in enumerate(chosen, 1):
+        name = f.__name__[len("scenario_"):]
+        start = time.time()
+        try:
+            f()
+            print("ok %d - %s (%.1fs)" % (i, name, time.time() - start), flush=True)
+        except Exception as e:  # one failing scenario must not stop the others
+            failed += 1
+            print("not ok %d - %s (%.1fs)" % (i, name, time.time() - start), flush=True)
+            if isinstance(e, Failed):
+                for part in str(e).split("; "):
+                    note("  " + part[:1000])
+            else:
+                for line in traceback.format_exc().splitlines():
+                    note("  " + line)
+    print("1..%d" % len(chosen), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    threading.current_thread().name = "main"
+    sys.exit(main(sys.argv[1:]))
