@@ -227,6 +227,7 @@ def test_credentials_stay_out_of_logs_and_nothing_is_lost():
         f.write("# relay credentials\nsasl.password=%s\n" % secret)
     os.chmod(path, 0o600)
     os.system("chown postgres %s" % path)
+    wait_until(lambda: relay_pid() is not None, timeout=30, what="the relay worker")
     pid = relay_pid()
     set_and_reload(kafka_properties="security.protocol=SASL_PLAINTEXT; sasl.mechanisms=PLAIN; "
                                     "sasl.username=relay; message.timeout.ms=5000",
@@ -248,6 +249,7 @@ def test_credentials_stay_out_of_logs_and_nothing_is_lost():
 
 def test_garbage_broker_list_is_reported_without_crash_loop():
     topic = new_topic("garbage")
+    wait_until(lambda: relay_pid() is not None, timeout=30, what="the relay worker")
     pid = relay_pid()
     set_and_reload(brokers="this is :: not a broker list", kafka_properties="message.timeout.ms=3000")
     try:
