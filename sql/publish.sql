@@ -78,6 +78,16 @@ SELECT outbox_publish('sized', '{"k": "012345678901"}');
 SELECT outbox_publish('sized', '{"k"   :   "01234567890"   }') > 0 AS whitespace_not_counted;
 RESET edu_outbox.max_payload_size;
 
+-- Unicode beyond the BMP and JSON escapes are kept exactly; deep nesting is fine.
+SELECT outbox_publish('unicode', '{"e": "🎓 𝄞 \u00e9 \"q\" \\ \t end"}') AS uid \gset
+SELECT payload::text, octet_length(payload::text) AS bytes FROM edu_outbox.outbox WHERE id = :uid;
+SELECT outbox_publish('deep', (repeat('[', 10000) || repeat(']', 10000))::jsonb) > 0 AS deep_nesting_ok;
+-- jsonb itself refuses an escaped NUL and absurd depth, before outbox_publish runs.
+\set VERBOSITY terse
+SELECT outbox_publish('nul', '"a\u0000b"');
+SELECT outbox_publish('deeper', (repeat('[', 1000000) || repeat(']', 1000000))::jsonb);
+\set VERBOSITY default
+
 -- Privileges: an application role can publish but cannot read the outbox,
 -- the relay's state, or raise the payload limit.
 CREATE ROLE outbox_app_role LOGIN;

@@ -41,6 +41,7 @@ DRAIN_TIMEOUT = env_float("FAULT_DRAIN_TIMEOUT", 180)
 KAFKA_DOWN = 4          # seconds a SIGKILLed broker stays down
 CLUSTER_NODE_DOWN = 12  # seconds the killed partition leader stays down
 PG_DOWN = 3             # seconds PostgreSQL stays down after an immediate stop
+POST_FAULT = 5          # seconds the writers go on at least after a fault healed
 
 STARTED_RE = re.compile(r"edu_outbox relay started for database")
 RELAY_ERROR_RE = re.compile(r"\[\d+\] edu_outbox relay (ERROR|FATAL|PANIC): ")
@@ -191,6 +192,7 @@ def scenario_kafka_kill():
         time.sleep(KAFKA_DOWN)
         script("kafka.sh", "start")
         note("kafka_kill: broker back at %.1fs" % (time.time() - s.t0))
+        s.workload.extend(POST_FAULT)
     s.finish()
     s.verdict()
 
@@ -220,6 +222,7 @@ def scenario_kafka_outage():
         script("kafka.sh", "start")
     up_at = time.time()
     note("kafka_outage: broker back at %.1fs" % (up_at - s.t0))
+    s.workload.extend(POST_FAULT)
     s.finish()
     note("kafka_outage: drained %.1fs after the broker came back" % (time.time() - up_at))
     s.require(any("cannot reach any Kafka broker" in line or "could not deliver" in line
@@ -242,6 +245,7 @@ def scenario_relay_kill():
         note("relay_kill: SIGKILL relay pid %d at %.1fs (%s)" % (pid, time.time() - s.t0, state))
         wait_until(lambda: (relay_pid() or pid) != pid, 90, "a new relay worker")
         note("relay_kill: new relay pid %d at %.1fs" % (relay_pid(), time.time() - s.t0))
+        s.workload.extend(POST_FAULT)
     s.finish()
     s.verdict()
 
@@ -258,6 +262,7 @@ def scenario_pg_crash():
         script("pg.sh", "start")
         note("pg_crash: PostgreSQL back at %.1fs" % (time.time() - s.t0))
         wait_until(lambda: relay_pid() is not None, 60, "the relay after recovery")
+        s.workload.extend(POST_FAULT)
     s.finish()
     s.verdict()
 
@@ -287,6 +292,7 @@ def scenario_cluster_leader_kill():
             time.sleep(max(0, CLUSTER_NODE_DOWN - 5))
             script("kafka-cluster.sh", "start-node", leader)
             note("cluster_leader_kill: node %s back at %.1fs" % (leader, time.time() - s.t0))
+            s.workload.extend(POST_FAULT)
         s.finish()
         note("cluster_leader_kill: partition 0 isr after the run: %s" % script(
             "kafka-cluster.sh", "isr", s.topic, 0, capture=True, check=False))

@@ -74,7 +74,7 @@ class Workload:
         self.rollback_rate = rollback_rate
         self.savepoint_rate = savepoint_rate
         self.two_key_rate = two_key_rate
-        self.think = (think_ms if think_ms is not None else env_float("FAULT_THINK_MS", 5)) / 1000.0
+        self.think = (think_ms if think_ms is not None else env_float("FAULT_THINK_MS", 20)) / 1000.0
         self.max_tx = max_tx
         self.seed = seed if seed is not None else random.randrange(1 << 30)
         self.reconnect_timeout = reconnect_timeout
@@ -115,6 +115,10 @@ class Workload:
     def stop(self):
         self.stop_event.set()
 
+    def extend(self, seconds):
+        """Keeps writing at least `seconds` more (e.g. after a fault healed)."""
+        self.deadline = max(self.deadline, time.time() + seconds)
+
     def run(self):
         self.setup()
         self.start()
@@ -136,8 +140,8 @@ class Workload:
                 conn.close()
             except Exception:
                 pass
-        with self.lock:
-            self.reconnects += 1
+            with self.lock:
+                self.reconnects += 1
         return connect(autocommit=False, timeout=self.reconnect_timeout)
 
     @staticmethod

@@ -36,11 +36,15 @@ def test_record_format():
     payload = {"type": "user_registered", "userId": 42, "name": "Zoë 🎓", "tags": ["a", "b"]}
     event_id = publish(topic, payload, "42", {"traceparent": "00-abc-01", "source": "web"})
     event_id2 = publish(topic, [1, 2, 3])     # no key, no headers
+    deep = [[[[[[[[[[{"a": "\u00e9\U0001d11e\\\"\t"}]]]]]]]]]]
+    event_id3 = publish(topic, deep, "deep")
     rows = sql("SELECT id, payload::text, (extract(epoch FROM created_at) * 1000)::int8 "
                "FROM edu_outbox.outbox WHERE id IN (%s, %s) ORDER BY id", (event_id, event_id2))
-    records = wait_for_records(topic, 2)
+    records = wait_for_records(topic, 3)
     byid = {int(r["headers"]["outbox-id"]): r for r in records}
-    assert set(byid) == {event_id, event_id2}, byid.keys()
+    assert set(byid) == {event_id, event_id2, event_id3}, byid.keys()
+    deep_text = sql("SELECT payload::text FROM edu_outbox.outbox WHERE id = %s", (event_id3,))[0][0]
+    assert byid[event_id3]["payload"] == deep_text and json.loads(deep_text) == deep
 
     r = byid[event_id]
     assert r["payload"] == rows[0][1], (r["payload"], rows[0][1])   # the JSON text of the payload
