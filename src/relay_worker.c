@@ -191,10 +191,24 @@ replace_stale_producer(void)
 	producer_stale = false;
 }
 
+/*
+ * True if the extension exists. A dropped or re-created extension has new
+ * tables, so everything cached about the old ones is forgotten.
+ */
 static bool
 extension_ready(void)
 {
-	return OidIsValid(get_extension_oid("edu_outbox", true));
+	static Oid	known_extension = InvalidOid;
+	Oid			ext = get_extension_oid("edu_outbox", true);
+
+	if (ext != known_extension)
+	{
+		outbox_batch_reset(&batch);
+		outbox_cleanup_forget();
+		outbox_dead_letters_forget();
+		known_extension = ext;
+	}
+	return OidIsValid(ext);
 }
 
 static void
@@ -234,12 +248,6 @@ read_chunk(OutboxEvent **events)
 	if (!extension_ready())
 	{
 		end_cycle_xact();
-		if (batch.loaded)
-		{
-			outbox_batch_reset(&batch);
-			outbox_cleanup_forget();
-			outbox_dead_letters_forget();
-		}
 		return CHUNK_NO_EXTENSION;
 	}
 	if (!batch.loaded)

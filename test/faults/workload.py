@@ -279,7 +279,8 @@ class Workload:
                     pass
             else:
                 with self.lock:
-                    self.errors.append("writer %d: %s: %s" % (wid, type(e).__name__, str(e).strip()))
+                    self.errors.append("writer %d: %s: %s (closed=%s, phase=%s)" % (
+                        wid, type(e).__name__, str(e).strip(), conn.closed, phase))
                     self.client_rolled_back[tx] = events
 
     # -- report ---------------------------------------------------------------
