@@ -2,7 +2,7 @@
 # Runs every edu_outbox test against real servers and prints "N passed, N failed".
 #
 #   bash test/run.sh            all suites
-#   bash test/run.sh SUITE...   some of: unit regress integration
+#   bash test/run.sh SUITE...   some of: unit regress integration e2e
 #
 # It installs missing dependencies, builds and installs the extension, then
 # starts its own Kafka broker and PostgreSQL cluster (own ports, temp dirs)
@@ -12,7 +12,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
 suites=("$@")
-[ ${#suites[@]} -eq 0 ] && suites=(unit regress integration)
+[ ${#suites[@]} -eq 0 ] && suites=(unit regress integration e2e)
 
 passed=0
 failed=0
@@ -93,6 +93,14 @@ for suite in "${suites[@]}"; do
         count_tap "integration/$t" "$out.$t"
         grep -qE '^1\.\.[0-9]+' "$out.$t" || fail_suite "integration/$t: did not finish"
       done
+      ;;
+    e2e)
+      # Next.js + Prisma + KafkaJS example, against the same services
+      if ! start_services; then fail_suite "e2e: services did not start"; continue; fi
+      bash test/e2e/run.sh >"$out" 2>&1
+      cat "$out"
+      count_tap e2e "$out"
+      grep -qE '^1\.\.[0-9]+' "$out" || fail_suite "e2e: did not finish"
       ;;
     *) fail_suite "unknown suite $suite" ;;
   esac

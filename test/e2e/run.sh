@@ -10,6 +10,7 @@
 # is taken. The app's tables are dropped and recreated in $OUTBOX_DB (the relay
 # only serves that database).
 #
+# Needs Node.js >= 20.19 with npm (the npm registry is used once, by npm ci).
 # Prints TAP ("ok N - ...", "1..N") and exits non-zero on any failure.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,6 +30,8 @@ LOG=$(mktemp -d /tmp/edu_outbox_e2e.XXXXXX)
 server_pid=
 
 cleanup() {
+  # Interrupted while the test had the broker stopped: start it again.
+  if [ -f "$LOG/kafka-stopped" ]; then bash "$ROOT/scripts/kafka.sh" start >/dev/null 2>&1; fi
   if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
     kill -TERM -- "-$server_pid" 2>/dev/null || kill -TERM "$server_pid" 2>/dev/null
     for _ in $(seq 1 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
@@ -56,6 +59,13 @@ step() { # step NAME LOGFILE COMMAND...
 
 cd "$APP"
 
+check_node() {
+  command -v node && command -v npm || { echo "node and npm are required"; return 1; }
+  node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' ||
+    { echo "Node.js >= 20.19 is required (Prisma 7), found $(node --version)"; return 1; }
+}
+step "node $(node --version 2>/dev/null), npm $(npm --version 2>/dev/null)" "$LOG/node.log" check_node
+
 # npm ci only when package-lock.json changed since the last install. No install
 # scripts: the only ones are Prisma's, which would fetch engine binaries that
 # the driver-adapter client does not use.
@@ -73,7 +83,9 @@ step "next build" "$LOG/build.log" node_modules/.bin/next build
 apply_schema() {
   local psql=("$PGBIN/psql" -h "$PGDIR_EDU" -p "$PGPORT_EDU" -U postgres -d "$OUTBOX_DB" -v ON_ERROR_STOP=1 -q)
   "${psql[@]}" -c 'DROP TABLE IF EXISTS "Enrollment", "Course", "User" CASCADE' -c 'DROP TYPE IF EXISTS "Role"' &&
-    "${psql[@]}" -f prisma/schema.sql
+    "${psql[@]}" -f prisma/schema.sql &&
+    # Distinct id ranges, so that a user id can never pass for a course id.
+    "${psql[@]}" -c "SELECT setval('\"User_id_seq\"', 1000), setval('\"Course_id_seq\"', 200), setval('\"Enrollment_id_seq\"', 5000)"
 }
 step "schema.sql applied to $OUTBOX_DB" "$LOG/schema.log" apply_schema
 
@@ -88,7 +100,8 @@ start_server() {
   server_pid=$!
   for _ in $(seq 1 100); do
     kill -0 "$server_pid" 2>/dev/null || { echo "next start exited"; return 1; }
-    curl -sf -o /dev/null "http://127.0.0.1:$PORT/" && return 0
+    node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' \
+      "http://127.0.0.1:$PORT/" 2>/dev/null && return 0
     sleep 0.2
   done
   echo "next start did not answer within 20s"; return 1
@@ -96,7 +109,7 @@ start_server() {
 start_server >"$LOG/start.log" 2>&1 || { cat "$LOG/server.log" >>"$LOG/start.log"; setup_failed "next start on port $PORT" "$LOG/start.log"; }
 echo "# next start on http://127.0.0.1:$PORT"
 
-APP_URL="http://127.0.0.1:$PORT" ROOT="$ROOT" SERVER_LOG="$LOG/server.log" node "$HERE/e2e.mjs"
+APP_URL="http://127.0.0.1:$PORT" ROOT="$ROOT" STATE_DIR="$LOG" node "$HERE/e2e.mjs"
 rc=$?
 if [ $rc -ne 0 ]; then
   echo "# last lines of the Next.js server log:"
