@@ -21,9 +21,6 @@
 #include "cleanup.h"
 #include "edu_outbox.h"
 
-#define OUTBOX_RANGE 65536
-#define OUTBOX_PARTITIONS 4
-
 static int64 cleaned_for_range = -1;	/* range whose successor is clean */
 static TimestampTz last_attempt = 0;
 
@@ -32,6 +29,27 @@ outbox_cleanup_forget(void)
 {
 	cleaned_for_range = -1;
 	last_attempt = 0;
+}
+
+/* Whether the partition holds a committed row not yet delivered. */
+static bool
+partition_has_undelivered(const char *relname, Datum delivered_snapshot)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {delivered_snapshot};
+	bool		isnull;
+	bool		result;
+	int			ret;
+
+	ret = SPI_execute_with_args(psprintf("SELECT EXISTS (SELECT 1 FROM %s.%s "
+										 "WHERE NOT pg_visible_in_snapshot(xid, $1::pg_snapshot))",
+										 OUTBOX_SCHEMA, relname),
+								1, types, values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "edu_outbox: could not inspect %s", relname);
+	result = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return result;
 }
 
 bool
@@ -43,9 +61,7 @@ outbox_cleanup(const char *delivered_snapshot)
 	char		relname[NAMEDATALEN];
 	Oid			relid;
 	bool		isnull;
-	int64		total,
-				undelivered;
-	Oid			types[1] = {TEXTOID};
+	int64		total;
 	Datum		values[1];
 	int			ret;
 
@@ -66,20 +82,21 @@ outbox_cleanup(const char *delivered_snapshot)
 	relid = get_relname_relid(relname, get_namespace_oid(OUTBOX_SCHEMA, false));
 	if (!OidIsValid(relid))
 		elog(ERROR, "edu_outbox: partition %s.%s is missing", OUTBOX_SCHEMA, relname);
+
+	/* cheap early exit while a backlog is still in there: no lock taken */
+	values[0] = CStringGetTextDatum(delivered_snapshot);
+	if (partition_has_undelivered(relname, values[0]))
+		return false;
 	if (!ConditionalLockRelationOid(relid, AccessExclusiveLock))
 		return false;			/* a writer is in there; try again later */
+	/* under the lock every row is committed or aborted: check again */
+	if (partition_has_undelivered(relname, values[0]))
+		return false;
 
-	values[0] = CStringGetTextDatum(delivered_snapshot);
-	ret = SPI_execute_with_args(psprintf("SELECT count(*), count(*) FILTER "
-										 "(WHERE NOT pg_visible_in_snapshot(xid, $1::pg_snapshot)) "
-										 "FROM %s.%s", OUTBOX_SCHEMA, relname),
-								1, types, values, NULL, true, 1);
+	ret = SPI_execute(psprintf("SELECT count(*) FROM %s.%s", OUTBOX_SCHEMA, relname), true, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "edu_outbox: could not inspect %s", relname);
 	total = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	undelivered = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	if (undelivered > 0)
-		return false;
 	if (total > 0)
 	{
 		ret = SPI_execute(psprintf("TRUNCATE %s.%s", OUTBOX_SCHEMA, relname), false, 0);

@@ -12,6 +12,14 @@
 /* Where the extension keeps its private tables. */
 #define OUTBOX_SCHEMA "edu_outbox"
 
+/*
+ * The outbox is partitioned by (id / OUTBOX_RANGE) % OUTBOX_PARTITIONS;
+ * these must match the install script.
+ */
+#define OUTBOX_RANGE 65536
+#define OUTBOX_PARTITIONS 4
+#define OUTBOX_PARTITION_OF(id) ((int) (((id) / OUTBOX_RANGE) % OUTBOX_PARTITIONS))
+
 /* settings.c */
 extern char *outbox_brokers;
 extern char *outbox_database;

@@ -8,12 +8,18 @@
  */
 #include "edu_outbox.h"
 
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "miscadmin.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "../relay/relay.h"
@@ -21,7 +27,6 @@
 PG_FUNCTION_INFO_V1(outbox_publish);
 PG_FUNCTION_INFO_V1(outbox_publish_event);
 
-static SPIPlanPtr insert_plan = NULL;
 
 void
 outbox_check_topic(text *topic)
@@ -89,56 +94,103 @@ check_headers(Jsonb *headers)
 	}
 }
 
-static void
-prepare_insert_plan(void)
+/*
+ * One INSERT plan per partition: the row goes straight to the partition
+ * its id belongs to, skipping tuple routing through the parent.
+ */
+static SPIPlanPtr
+insert_plan_for(int partition)
 {
-	Oid			argtypes[4] = {TEXTOID, TEXTOID, JSONBOID, JSONBOID};
+	static SPIPlanPtr plans[OUTBOX_PARTITIONS];
+	Oid			argtypes[5] = {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID};
 
-	if (insert_plan)
-		return;
-	insert_plan = SPI_prepare("INSERT INTO " OUTBOX_SCHEMA ".outbox (topic, key, payload, headers) "
-							  "VALUES ($1, $2, $3, $4) RETURNING id, created_at",
-							  4, argtypes);
-	if (insert_plan == NULL)
-		elog(ERROR, "SPI_prepare failed for outbox insert: %s",
-			 SPI_result_code_string(SPI_result));
-	SPI_keepplan(insert_plan);
+	if (plans[partition] == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(psprintf("INSERT INTO %s.outbox_p%d (id, topic, key, payload, headers) "
+												"VALUES ($1, $2, $3, $4, $5) RETURNING created_at",
+												OUTBOX_SCHEMA, partition),
+									   5, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for outbox insert: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		plans[partition] = plan;
+	}
+	return plans[partition];
+}
+
+/* The role that owns the outbox: events are written with its rights. */
+static Oid
+outbox_owner(Oid *seqid)
+{
+	Oid			nsp = get_namespace_oid(OUTBOX_SCHEMA, false);
+	Oid			relid = get_relname_relid("outbox", nsp);
+	HeapTuple	tup;
+	Oid			owner;
+
+	*seqid = get_relname_relid("outbox_id_seq", nsp);
+	if (!OidIsValid(relid) || !OidIsValid(*seqid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("the edu_outbox outbox table is missing"),
+				 errhint("Recreate the extension with DROP EXTENSION edu_outbox; CREATE EXTENSION edu_outbox;")));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
 }
 
 /*
  * Checks the payload size and inserts one outbox row; the topic and headers
  * must already be valid. Shared by outbox_publish, the capture trigger and
- * the outbox_events view.
+ * the outbox_events view. The insert runs as the outbox's owner (like a
+ * SECURITY DEFINER function, without the per-call cost of one), so callers
+ * need no rights on the private schema.
  */
 int64
 outbox_write_event(Datum topic, Datum payload, Datum key, bool key_isnull,
 				   Datum headers, bool headers_isnull, TimestampTz *created_at)
 {
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	bool		isnull;
 	int64		id;
 	int			ret;
+	Oid			seqid;
+	Oid			owner;
+	Oid			save_userid;
+	int			save_sec_context;
 
 	check_payload_size(DatumGetJsonbP(payload));
+	owner = outbox_owner(&seqid);
 
-	values[0] = topic;
-	values[1] = key_isnull ? (Datum) 0 : key;
-	nulls[1] = key_isnull ? 'n' : ' ';
-	values[2] = payload;
-	values[3] = headers_isnull ? (Datum) 0 : headers;
-	nulls[3] = headers_isnull ? 'n' : ' ';
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+
+	id = nextval_internal(seqid, false);
+	values[0] = Int64GetDatum(id);
+	values[1] = topic;
+	values[2] = key_isnull ? (Datum) 0 : key;
+	nulls[2] = key_isnull ? 'n' : ' ';
+	values[3] = payload;
+	values[4] = headers_isnull ? (Datum) 0 : headers;
+	nulls[4] = headers_isnull ? 'n' : ' ';
 
 	SPI_connect();
-	prepare_insert_plan();
-	ret = SPI_execute_plan(insert_plan, values, nulls, false, 1);
+	ret = SPI_execute_plan(insert_plan_for(OUTBOX_PARTITION_OF(id)), values, nulls, false, 1);
 	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "outbox insert failed: %s", SPI_result_code_string(ret));
-	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (created_at)
 		*created_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
-														SPI_tuptable->tupdesc, 2, &isnull));
+														SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
+
+	/* an error above is cleaned up by transaction abort, which restores the user */
+	SetUserIdAndSecContext(save_userid, save_sec_context);
 
 	outbox_wake_worker_at_commit();
 	return id;
