@@ -67,8 +67,9 @@ outbox_dead_letters_refresh(void)
 	ensure_contexts();
 	MemoryContextReset(heads_cxt);
 	heads = NIL;
+	/* not read-only: it must see the dead letters flushed earlier in this transaction */
 	ret = SPI_execute("SELECT topic, key, id FROM " OUTBOX_SCHEMA ".dead_letter "
-					  "WHERE parked_behind IS NULL AND key IS NOT NULL", true, 0);
+					  "WHERE parked_behind IS NULL AND key IS NOT NULL", false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "edu_outbox: reading dead letters failed: %s", SPI_result_code_string(ret));
 	for (uint64 i = 0; i < SPI_processed; i++)

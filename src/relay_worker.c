@@ -471,6 +471,7 @@ relay_cycle(void)
 	int			n,
 				m,
 				handled;
+	const char *stuck;
 
 	MemoryContextReset(chunk_cxt);
 	n = read_chunk(&events);
@@ -501,17 +502,18 @@ relay_cycle(void)
 		return CYCLE_PROGRESS;
 	}
 
+	/* the stuck event's own error: an earlier one in the chunk may have been dead-lettered */
+	stuck = sent[handled] >= 0 && rb.outcome[sent[handled]] == RELAY_FAILED ?
+		relay_error_text(rb.error[sent[handled]]) : "no delivery report yet";
 	if (relay_state != STATE_FAILING)
 		ereport(LOG,
 				(errmsg("edu_outbox relay could not deliver event " INT64_FORMAT " to Kafka topic \"%s\"",
 						events[handled].id, events[handled].topic),
-				 errdetail_internal("%s%s%s",
-									rb.first_error_text[0] ? rb.first_error_text : "no delivery report before shutdown",
+				 errdetail_internal("%s%s%s", stuck,
 									h.fatal ? "; producer error: " : "",
 									h.fatal ? h.last_error_text : ""),
 				 errhint("The event and everything after it stay in the outbox and are sent again with backoff.")));
-	outbox_status_error(psprintf("event " INT64_FORMAT ": %s%s%s", events[handled].id,
-								 rb.first_error_text[0] ? rb.first_error_text : "not acknowledged",
+	outbox_status_error(psprintf("event " INT64_FORMAT ": %s%s%s", events[handled].id, stuck,
 								 h.fatal ? "; " : "", h.fatal ? h.last_error_text : ""));
 	enter_state(STATE_FAILING);
 	/* librdkafka cannot recover from a fatal error: start a new producer, resend from the gap */

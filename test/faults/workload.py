@@ -152,6 +152,9 @@ class Workload:
         if conn.closed:
             return True
         try:                      # still usable? then the error was a real SQL error
+            conn.rollback()       # (psycopg2 may leave closed == 0 on a dead connection)
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
             conn.rollback()
             return False
         except psycopg2.Error:
@@ -280,7 +283,7 @@ class Workload:
             else:
                 with self.lock:
                     self.errors.append("writer %d: %s: %s (closed=%s, phase=%s)" % (
-                        wid, type(e).__name__, str(e).strip(), conn.closed, phase))
+                        wid, type(e).__name__, " ".join(str(e).split()), conn.closed, phase))
                     self.client_rolled_back[tx] = events
 
     # -- report ---------------------------------------------------------------

@@ -6,6 +6,7 @@ Run by test/run.sh after test_relay.py, on the same services.
 """
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -13,8 +14,8 @@ import psycopg2
 import psycopg2.extras
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (connect, consume, first_occurrences, new_topic, publish,  # noqa: E402
-                     relay_pid, run, server_log, sql, wait_for_records, wait_until)
+from harness import (SCRIPTS, connect, consume, first_occurrences, new_topic,  # noqa: E402
+                     publish, relay_pid, run, server_log, sql, wait_for_records, wait_until)
 
 
 def set_and_reload(**settings):
@@ -265,6 +266,47 @@ def test_garbage_broker_list_is_reported_without_crash_loop():
     assert json.loads(records[0]["payload"]) == {"n": 1}
 
 
+def _second_broker(action, port, home):
+    env = dict(os.environ, KAFKA_PORT=str(port), KAFKA_HOME_DIR=home)
+    subprocess.run([os.path.join(SCRIPTS, "kafka.sh"), action], check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+
+
+def test_unknown_topic_with_auto_creation_off_is_dead_lettered():
+    # A second broker: the topic "exists-<n>" is created while auto-creation is
+    # on, then the broker restarts with auto.create.topics.enable=false.
+    port = int(os.environ["KAFKA_PORT"]) + 4
+    home = os.path.join(os.path.dirname(os.environ["PGDIR_EDU"]), "kafka-noauto")
+    broker = "127.0.0.1:%d" % port
+    exists, missing = new_topic("exists"), new_topic("missing")
+    _second_broker("start", port, home)
+    try:
+        subprocess.run(["kcat", "-b", broker, "-P", "-t", exists], input=b"seed\n", check=True)
+        seeded = subprocess.run(["kcat", "-b", broker, "-C", "-t", exists, "-o", "beginning", "-e", "-q"],
+                                capture_output=True, text=True, timeout=60).stdout
+        assert "seed" in seeded, seeded
+        _second_broker("stop", port, home)
+        with open(os.path.join(home, "server.properties"), "a") as f:
+            f.write("auto.create.topics.enable=false\n")
+        _second_broker("start", port, home)
+        set_and_reload(brokers=broker, kafka_properties="topic.metadata.propagation.max.ms=3000")
+        poison = publish(missing, {"n": 1}, "K")
+        parked = publish(missing, {"n": 2}, "K")
+        publish(exists, {"n": 3}, "K")       # another topic: not held back
+        wait_until(lambda: sql("SELECT count(*) FROM outbox_dead_letters")[0][0] == 2,
+                   timeout=60, what="the unknown-topic event and the one behind it")
+        dead = sql("SELECT id, parked_behind, error FROM outbox_dead_letters ORDER BY id")
+        assert dead[0][:2] == (poison, None) and dead[1][:2] == (parked, poison), dead
+        assert "unknown" in dead[0][2].lower(), dead
+        out = subprocess.run(["kcat", "-b", broker, "-C", "-t", exists, "-o", "beginning", "-e", "-q"],
+                             capture_output=True, text=True, timeout=60).stdout
+        assert '{"n": 3}' in out, out
+    finally:
+        set_and_reload(brokers=None, kafka_properties=None)
+        _second_broker("destroy", port, home)
+        sql("SELECT outbox_discard_dead_letter(id) FROM outbox_dead_letters WHERE parked_behind IS NULL")
+
+
 TESTS = [
     test_capture_trigger_events_in_commit_order,
     test_status_reports_worker_deliveries_and_topics,
@@ -276,6 +318,7 @@ TESTS = [
     test_broker_refusing_an_oversized_record,
     test_credentials_stay_out_of_logs_and_nothing_is_lost,
     test_garbage_broker_list_is_reported_without_crash_loop,
+    test_unknown_topic_with_auto_creation_off_is_dead_lettered,
 ]
 
 if __name__ == "__main__":
