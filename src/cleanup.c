@@ -65,6 +65,11 @@ outbox_cleanup(const char *delivered_snapshot)
 	Datum		values[1];
 	int			ret;
 
+	/* ranges last seconds even at full speed: look once a second, not every batch */
+	if (!TimestampDifferenceExceeds(last_attempt, GetCurrentTimestamp(), 1000))
+		return false;
+	last_attempt = GetCurrentTimestamp();
+
 	ret = SPI_execute("SELECT last_value FROM " OUTBOX_SCHEMA ".outbox_id_seq", true, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "edu_outbox: could not read the outbox id sequence");
@@ -72,10 +77,6 @@ outbox_cleanup(const char *delivered_snapshot)
 	range = last_value / OUTBOX_RANGE;
 	if (range == cleaned_for_range)
 		return false;
-	/* a partition with undelivered rows is retried once a second, not every batch */
-	if (!TimestampDifferenceExceeds(last_attempt, GetCurrentTimestamp(), 1000))
-		return false;
-	last_attempt = GetCurrentTimestamp();
 
 	part = (int) ((range + 1) % OUTBOX_PARTITIONS);
 	snprintf(relname, sizeof(relname), "outbox_p%d", part);

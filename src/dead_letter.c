@@ -9,6 +9,7 @@
 #include "nodes/pg_list.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "dead_letter.h"
 #include "edu_outbox.h"
@@ -33,6 +34,8 @@ static MemoryContext heads_cxt = NULL;
 static MemoryContext actions_cxt = NULL;
 static List *heads = NIL;
 static List *actions = NIL;
+static bool heads_known = false;	/* heads reflect the table */
+static TimestampTz heads_read_at = 0;
 
 static void
 ensure_contexts(void)
@@ -64,6 +67,15 @@ outbox_dead_letters_refresh(void)
 {
 	int			ret;
 
+	/*
+	 * Only the relay adds dead letters; others only resolve them. So while
+	 * there are none, a look every few seconds is enough.
+	 */
+	if (heads_known && heads == NIL &&
+		!TimestampDifferenceExceeds(heads_read_at, GetCurrentTimestamp(), 5000))
+		return;
+	heads_known = true;
+	heads_read_at = GetCurrentTimestamp();
 	ensure_contexts();
 	MemoryContextReset(heads_cxt);
 	heads = NIL;
@@ -165,6 +177,7 @@ outbox_dead_letters_flush(void)
 	outbox_status_dead_lettered(n);
 	MemoryContextReset(actions_cxt);
 	actions = NIL;
+	heads_known = false;
 	return n;
 }
 
@@ -176,4 +189,5 @@ outbox_dead_letters_forget(void)
 	MemoryContextReset(heads_cxt);
 	actions = NIL;
 	heads = NIL;
+	heads_known = false;
 }

@@ -532,6 +532,13 @@ outbox_relay_main(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 
 	BackgroundWorkerInitializeConnection(outbox_database, NULL, 0);
+
+	/*
+	 * The relay's own commits (its position, dead letters) need not wait for
+	 * the WAL flush: losing the last ones in a crash only means sending some
+	 * events again, which at-least-once delivery allows.
+	 */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	outbox_worker_attach(MyDatabaseId, MyLatch);
 	before_shmem_exit(worker_detach, (Datum) 0);
 
