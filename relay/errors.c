@@ -34,3 +34,19 @@ relay_error_text(int err)
 {
 	return rd_kafka_err2str((rd_kafka_resp_err_t) err);
 }
+
+bool
+relay_error_is_authentication(int err)
+{
+	switch ((rd_kafka_resp_err_t) err)
+	{
+		case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+		case RD_KAFKA_RESP_ERR__SSL:
+		case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+		case RD_KAFKA_RESP_ERR_ILLEGAL_SASL_STATE:
+		case RD_KAFKA_RESP_ERR_UNSUPPORTED_SASL_MECHANISM:
+			return true;
+		default:
+			return false;
+	}
+}

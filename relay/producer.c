@@ -42,7 +42,14 @@ error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 		return;
 	}
 	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+	{
+		/* keep an authentication failure as the reason: it explains the outage */
 		p->health.brokers_down = true;
+		if (relay_error_is_authentication(p->health.last_error))
+			return;
+	}
+	if (relay_error_is_authentication(err))
+		snprintf(p->health.auth_error_text, RELAY_ERRLEN, "%s", reason);
 	p->health.last_error = err;
 	snprintf(p->health.last_error_text, RELAY_ERRLEN, "%s", reason);
 }

@@ -62,6 +62,8 @@ extern struct rd_kafka_headers_s *relay_headers_build(const char *headers_json,
  */
 extern bool relay_error_is_permanent(int err);
 extern const char *relay_error_text(int err);
+/* True for SASL and TLS failures: wrong credentials or certificates, not an outage. */
+extern bool relay_error_is_authentication(int err);
 
 /* ---- producer.c / delivery.c ---- */
 
@@ -106,6 +108,7 @@ typedef struct RelayHealth
 	bool		brokers_down;	/* all brokers unreachable right now */
 	int			last_error;		/* rd_kafka_resp_err_t, 0 if none */
 	char		last_error_text[RELAY_ERRLEN];
+	char		auth_error_text[RELAY_ERRLEN];	/* last SASL/TLS failure, if any */
 } RelayHealth;
 
 /*

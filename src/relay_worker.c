@@ -68,7 +68,7 @@ static RelayProducer *producer = NULL;
 static char *producer_brokers = NULL;	/* configuration the producer was built from */
 static char *producer_properties = NULL;
 static char *producer_secrets_file = NULL;
-static time_t producer_secrets_mtime = 0;
+static char producer_secrets_stamp[64] = "";
 static OutboxBatch batch;
 static MemoryContext chunk_cxt = NULL;
 static bool brokers_down_logged = false;
@@ -116,15 +116,21 @@ drop_producer(void)
 	outbox_status_set(NULL, "none");
 }
 
-/* A reload rebuilds the producer when the secrets file changed (password rotation). */
-static time_t
-secrets_file_mtime(void)
+/*
+ * Identifies the secrets file's current contents (inode, size, mtime in ns):
+ * a reload rebuilds the producer when it changed, e.g. a rotated password.
+ */
+static const char *
+secrets_file_stamp(void)
 {
+	static char stamp[64];
 	struct stat st;
 
 	if (outbox_kafka_secrets_file[0] == '\0' || stat(outbox_kafka_secrets_file, &st) != 0)
-		return 0;
-	return st.st_mtime;
+		return "";
+	snprintf(stamp, sizeof(stamp), "%lu/%ld/%ld.%09ld", (unsigned long) st.st_ino,
+			 (long) st.st_size, (long) st.st_mtim.tv_sec, (long) st.st_mtim.tv_nsec);
+	return stamp;
 }
 
 /* Builds the producer if there is none; false (logged once) if the settings are unusable. */
@@ -158,7 +164,7 @@ ensure_producer(void)
 	producer_brokers = strdup(outbox_brokers);
 	producer_properties = strdup(outbox_kafka_properties);
 	producer_secrets_file = strdup(outbox_kafka_secrets_file);
-	producer_secrets_mtime = secrets_file_mtime();
+	strlcpy(producer_secrets_stamp, secrets_file_stamp(), sizeof(producer_secrets_stamp));
 	brokers_down_logged = false;
 	return true;
 }
@@ -176,7 +182,7 @@ reload_settings(void)
 		(strcmp(producer_brokers, outbox_brokers) != 0 ||
 		 strcmp(producer_properties, outbox_kafka_properties) != 0 ||
 		 strcmp(producer_secrets_file, outbox_kafka_secrets_file) != 0 ||
-		 producer_secrets_mtime != secrets_file_mtime()))
+		 strcmp(producer_secrets_stamp, secrets_file_stamp()) != 0))
 		producer_stale = true;
 }
 
@@ -292,12 +298,23 @@ log_broker_health(void)
 	RelayHealth h;
 
 	relay_producer_health(producer, &h);
-	if (h.brokers_down && !brokers_down_logged)
+	if (h.brokers_down && !brokers_down_logged && relay_error_is_authentication(h.last_error))
+	{
+		ereport(LOG,
+				(errmsg("edu_outbox relay cannot authenticate to Kafka"),
+				 errdetail_internal("Brokers: %s. Error: %s", producer_brokers, h.auth_error_text),
+				 errhint("Check the SASL/TLS settings in \"%s\" and the credentials in \"%s\", then reload; events stay in the outbox meanwhile.",
+						 "edu_outbox.kafka_properties", "edu_outbox.kafka_secrets_file")));
+		outbox_status_set(NULL, "authentication failed");
+		brokers_down_logged = true;
+	}
+	else if (h.brokers_down && !brokers_down_logged)
 	{
 		ereport(LOG,
 				(errmsg("edu_outbox relay cannot reach any Kafka broker"),
 				 errdetail_internal("Brokers: %s. Last error: %s", producer_brokers, h.last_error_text),
 				 errhint("Events stay in the outbox and are sent once a broker is reachable.")));
+		outbox_status_set(NULL, "brokers down");
 		brokers_down_logged = true;
 	}
 	else if (!h.brokers_down)

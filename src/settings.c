@@ -46,6 +46,8 @@ check_kafka_properties(char **newval, void **extra, GucSource source)
 		return true;
 	if (!relay_properties_check(*newval, errbuf, sizeof(errbuf)))
 	{
+		/* the default message would repeat the value, and with it a password */
+		GUC_check_errmsg("invalid value for parameter \"%s\"", "edu_outbox.kafka_properties");
 		GUC_check_errdetail("%s", errbuf);
 		GUC_check_errhint("Use semicolon-separated name=value pairs of librdkafka producer properties; credentials go in edu_outbox.kafka_secrets_file.");
 		return false;

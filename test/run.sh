@@ -2,7 +2,7 @@
 # Runs every edu_outbox test against real servers and prints "N passed, N failed".
 #
 #   bash test/run.sh            all suites
-#   bash test/run.sh SUITE...   some of: unit regress integration e2e
+#   bash test/run.sh SUITE...   some of: unit regress integration e2e faults
 #
 # It installs missing dependencies, builds and installs the extension, then
 # starts its own Kafka broker and PostgreSQL cluster (own ports, temp dirs)
@@ -12,7 +12,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
 suites=("$@")
-[ ${#suites[@]} -eq 0 ] && suites=(unit regress integration e2e)
+[ ${#suites[@]} -eq 0 ] && suites=(unit regress integration e2e faults)
 
 passed=0
 failed=0
@@ -101,6 +101,16 @@ for suite in "${suites[@]}"; do
       cat "$out"
       count_tap e2e "$out"
       grep -qE '^1\.\.[0-9]+' "$out" || fail_suite "e2e: did not finish"
+      ;;
+    faults)
+      # starts (and removes) its own brokers and cluster: stop ours first to spare the CPU
+      if [ -n "$services_up" ]; then
+        scripts/pg.sh destroy >/dev/null 2>&1; scripts/kafka.sh stop >/dev/null 2>&1; services_up=
+      fi
+      bash test/faults/run.sh >"$out" 2>&1
+      cat "$out"
+      count_tap faults "$out"
+      grep -qE '^1\.\.[0-9]+' "$out" || fail_suite "faults: did not finish"
       ;;
     *) fail_suite "unknown suite $suite" ;;
   esac

@@ -21,6 +21,7 @@ Then
                    records are spread over several partitions.
 
 Standalone: checker.py SCENARIO TOPIC [BROKERS] [-X prop=value ...]
+            checker.py --self-test     (no servers needed)
 """
 import json
 import os
@@ -67,9 +68,9 @@ def committed_truth(scenario):
     return counters, events
 
 
-def check(scenario, topic, brokers=None, extra=(), records=None):
+def check(scenario, topic, brokers=None, extra=(), records=None, truth=None):
     res = Result(scenario)
-    counters, events = committed_truth(scenario)
+    counters, events = truth if truth is not None else committed_truth(scenario)
     res.written = len(events)
     for key, n in sorted(counters.items()):
         have = sorted(s for (k, s) in events if k == key)
@@ -122,8 +123,54 @@ def check(scenario, topic, brokers=None, extra=(), records=None):
     return res
 
 
+def self_test():
+    """The checker must see what it is meant to see: feeds it made-up topics
+    against a made-up truth. Returns a list of failures (empty: fine)."""
+    counters = {"a": 3, "b": 2}
+    events = {("a", 1): ("t1", 11), ("a", 2): ("t2", 12), ("a", 3): ("t3", 13),
+              ("b", 1): ("t4", 14), ("b", 2): ("t5", 15)}
+
+    def rec(off, key, seq, tx, oid, part=0, **flags):
+        payload = dict(s="self", key=key, seq=seq, tx=tx, **flags)
+        return {"partition": part, "offset": off, "key": key, "payload": json.dumps(payload),
+                "headers": {"outbox-id": str(oid)}}
+
+    good = [rec(0, "a", 1, "t1", 11), rec(1, "b", 1, "t4", 14), rec(2, "a", 2, "t2", 12),
+            rec(3, "a", 3, "t3", 13), rec(4, "b", 2, "t5", 15)]
+    cases = [
+        ("clean", good, (0, 0, 0, 0)),
+        ("lost", good[:2] + good[3:], (1, 0, 0, 0)),
+        ("duplicate", good + [rec(5, "a", 2, "t2", 12)], (0, 0, 0, 1)),
+        ("redelivery after a gap keeps order", good[:3] + [rec(3, "a", 2, "t2", 12)] + good[3:],
+         (0, 0, 0, 1)),
+        ("order", [good[0], good[1], good[3], good[2], good[4]], (0, 0, 1, 0)),
+        ("rolled-back tx", good + [rec(5, "a", 4, "t9", 19, doomed=True)], (0, 1, 0, 0)),
+        ("rolled-back savepoint reusing a committed seq",
+         good + [rec(5, "b", 2, "t5", 16, savepoint=True)], (0, 1, 0, 0)),
+        ("same key and seq from another tx", good + [rec(5, "a", 3, "tX", 13)], (0, 1, 0, 0)),
+        ("wrong outbox-id", good[:4] + [rec(4, "b", 2, "t5", 99)], (1, 1, 0, 0)),
+        ("key in two partitions", good[:4] + [rec(0, "b", 2, "t5", 15, part=1)], (0, 0, 1, 0)),
+        ("unparsable", good + [{"partition": 0, "offset": 9, "key": "a", "payload": "x",
+                                "headers": {}}], (0, 1, 0, 0)),
+    ]
+    failures = []
+    for name, records, want in cases:
+        r = check("self", None, records=records, truth=(counters, events))
+        got = (len(r.lost), len(r.phantom), len(r.order_violations), r.duplicates)
+        if got != want:
+            failures.append("%s: lost/phantom/order/duplicates %s, expected %s" % (name, got, want))
+    r = check("self", None, records=good, truth=({"a": 4, "b": 2}, events))
+    if not r.truth_errors:
+        failures.append("a counter ahead of fault_events was not reported")
+    return failures
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
+    if args == ["--self-test"]:
+        problems = self_test()
+        print("\n".join(problems) or "checker self-test passed")
+        sys.exit(1 if problems else 0)
     extra = []
     while "-X" in args:
         i = args.index("-X")

@@ -8,6 +8,8 @@ KAFKA_SECURE_PORT/KAFKA_SECURE_DIR.
 """
 import json
 import os
+import re
+import signal
 import subprocess
 import time
 
@@ -99,14 +101,26 @@ def relay_pid():
     return rows[0][0] if rows else None
 
 
+def stall_relay(seconds):
+    """Freezes the relay (SIGSTOP) while the writers go on, so that a backlog
+    builds up and its next chunk is a big one."""
+    pid = relay_pid()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(seconds)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
 def relay_activity():
     rows = sql("SELECT coalesce(query, '') FROM pg_stat_activity "
                "WHERE backend_type = 'edu_outbox relay'")
     return rows[0][0] if rows else None
 
 
-def wait_relay_sending(timeout=3.0):
-    """Waits (briefly) until the relay reports events in flight; True if it did."""
+def wait_relay_sending(min_events=1, timeout=3.0):
+    """Waits (briefly) until the relay reports at least min_events in flight
+    ("edu_outbox: sending N events"); returns N, or None if it did not happen."""
     deadline = time.time() + timeout
     conn = connect()
     try:
@@ -115,12 +129,13 @@ def wait_relay_sending(timeout=3.0):
                 cur.execute("SELECT coalesce(query, '') FROM pg_stat_activity "
                             "WHERE backend_type = 'edu_outbox relay'")
                 row = cur.fetchone()
-                if row and row[0].startswith("edu_outbox: sending"):
-                    return True
-                time.sleep(0.005)
+                m = row and re.match(r"edu_outbox: sending (\d+) events", row[0])
+                if m and int(m.group(1)) >= min_events:
+                    return int(m.group(1))
+                time.sleep(0.002)
     finally:
         conn.close()
-    return False
+    return None
 
 
 def undelivered_count():

@@ -9,7 +9,8 @@ and sets the environment. Prints TAP (`ok N - name`, `1..N`) and one line per
 scenario: scenario=<name> written=<n> lost=<n> phantom=<n> order_violations=<n> duplicates=<n>
 
     faults.py [SCENARIO ...]     default: all, in this order:
-        kafka_kill kafka_outage relay_kill pg_crash cluster_leader_kill sasl_ssl
+        checker_self_test kafka_kill kafka_outage relay_kill pg_crash
+        cluster_leader_kill sasl_ssl
 
 Knobs (environment): FAULT_QUICK=1 (shorter spells), FAULT_SOAK=1 (long
 workloads, repeated faults), FAULT_DURATION (workload seconds per scenario),
@@ -28,10 +29,10 @@ import traceback
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from checker import check  # noqa: E402
+from checker import check, self_test  # noqa: E402
 import psycopg2.errors  # noqa: E402
 from faultlib import (PG_DIR, ServerLog, consume, relay_activity, relay_pid, script,  # noqa: E402
-                      set_relay_config, sql, undelivered_count, wait_relay_sending,
+                      set_relay_config, sql, stall_relay, undelivered_count, wait_relay_sending,
                       wait_until)
 from workload import Workload, env_float  # noqa: E402
 
@@ -42,9 +43,10 @@ OUTAGE = env_float("FAULT_OUTAGE_SECONDS", 180 if SOAK else (20 if QUICK else 60
 ROUNDS = int(env_float("FAULT_ROUNDS", 5 if SOAK else 1))
 DRAIN_TIMEOUT = env_float("FAULT_DRAIN_TIMEOUT", 180)
 KAFKA_DOWN = 4          # seconds a SIGKILLed broker stays down
-CLUSTER_NODE_DOWN = 12  # seconds the killed partition leader stays down
+CLUSTER_NODE_DOWN = 15  # seconds (at least) the killed partition leader stays down
 PG_DOWN = 3             # seconds PostgreSQL stays down after an immediate stop
 POST_FAULT = 5          # seconds the writers go on at least after a fault healed
+STALL = 3               # seconds the relay is frozen to build a backlog before a fault
 
 STARTED_RE = re.compile(r"edu_outbox relay started for database")
 RELAY_ERROR_RE = re.compile(r"\[\d+\] edu_outbox relay (ERROR|FATAL|PANIC): ")
@@ -103,6 +105,20 @@ class Scenario:
             return [first]
         gap = max(1.0, (self.duration - first - 5) / rounds)
         return [first + i * gap for i in range(rounds)]
+
+    def arm(self, round_no, big_first=True):
+        """Gets the relay mid-stream before a fault. Every other round (the first
+        one if big_first) freezes the relay for STALL seconds so that it then
+        sends a big chunk, and the fault hits while that chunk is in flight;
+        the other rounds just wait until some events are in flight."""
+        big = (round_no % 2 == 0) == big_first
+        if big:
+            stall_relay(STALL)
+            n = wait_relay_sending(50, 10)
+            return "after a %ds freeze the relay was sending %s events just before" % (
+                STALL, n or "? (missed)")
+        n = wait_relay_sending(1, 3)
+        return "the relay was sending %s events just before" % (n or "? (missed)")
 
     def in_flight(self):
         try:
@@ -192,10 +208,11 @@ def scenario_kafka_kill():
     """The broker is SIGKILLed mid-stream and restarted a few seconds later."""
     s = Scenario("kafka_kill")
     s.start()
-    for t in s.fault_times(5, ROUNDS):
+    for i, t in enumerate(s.fault_times(5, ROUNDS)):
         s.at(t)
-        note("kafka_kill: SIGKILL broker at %.1fs (%s)" % (time.time() - s.t0, s.in_flight()))
+        armed = s.arm(i)
         script("kafka.sh", "kill")
+        note("kafka_kill: SIGKILL broker at %.1fs, %s" % (time.time() - s.t0, armed))
         time.sleep(KAFKA_DOWN)
         script("kafka.sh", "start")
         note("kafka_kill: broker back at %.1fs" % (time.time() - s.t0))
@@ -243,13 +260,13 @@ def scenario_relay_kill():
     rounds = max(2, ROUNDS)
     s = Scenario("relay_kill", expected_relay_starts=rounds)
     s.start()
-    for t in s.fault_times(5, rounds) if rounds > 2 else [5, 12]:
+    for i, t in enumerate(s.fault_times(5, rounds) if rounds > 2 else
+                             [5, max(9, s.duration * 0.55)]):
         s.at(t)
-        wait_relay_sending(3)               # catch it with events in flight if we can
+        armed = s.arm(i, big_first=False)
         pid = relay_pid()
-        state = s.in_flight()
         os.kill(pid, signal.SIGKILL)
-        note("relay_kill: SIGKILL relay pid %d at %.1fs (%s)" % (pid, time.time() - s.t0, state))
+        note("relay_kill: SIGKILL relay pid %d at %.1fs, %s" % (pid, time.time() - s.t0, armed))
         wait_until(lambda: (relay_pid() or pid) != pid, 90, "a new relay worker")
         note("relay_kill: new relay pid %d at %.1fs" % (relay_pid(), time.time() - s.t0))
         s.workload.extend(POST_FAULT)
@@ -261,10 +278,11 @@ def scenario_pg_crash():
     """PostgreSQL is stopped with -m immediate (crash) mid-stream, then recovers."""
     s = Scenario("pg_crash", expected_relay_starts=ROUNDS)
     s.start()
-    for t in s.fault_times(6, ROUNDS):
+    for i, t in enumerate(s.fault_times(6, ROUNDS)):
         s.at(t)
-        note("pg_crash: immediate stop at %.1fs (%s)" % (time.time() - s.t0, s.in_flight()))
+        armed = s.arm(i)
         script("pg.sh", "kill")
+        note("pg_crash: immediate stop at %.1fs, %s" % (time.time() - s.t0, armed))
         time.sleep(PG_DOWN)
         script("pg.sh", "start")
         note("pg_crash: PostgreSQL back at %.1fs" % (time.time() - s.t0))
@@ -284,19 +302,25 @@ def scenario_cluster_leader_kill():
         script("kafka-cluster.sh", "create-topic", s.topic, 3)
         set_relay_config(brokers=bootstrap)
         s.start()
-        for t in s.fault_times(6, ROUNDS):
+        for i, t in enumerate(s.fault_times(6, ROUNDS)):
             s.at(t)
+            # a leader with a full ISR: this is about failover, not about losing the quorum
+            wait_until(lambda: len(script("kafka-cluster.sh", "isr", s.topic, 0, capture=True,
+                                          check=False).split(",")) == 3,
+                       60, "a full ISR for partition 0")
             leader = script("kafka-cluster.sh", "leader", s.topic, 0, capture=True)
             isr = script("kafka-cluster.sh", "isr", s.topic, 0, capture=True)
-            note("cluster_leader_kill: SIGKILL node %s (leader of partition 0, isr %s) at %.1fs (%s)"
-                 % (leader, isr, time.time() - s.t0, s.in_flight()))
+            armed = s.arm(i)
             script("kafka-cluster.sh", "kill-node", leader)
+            killed_at = time.time()
+            note("cluster_leader_kill: SIGKILL node %s (leader of partition 0, isr %s) at %.1fs, %s"
+                 % (leader, isr, time.time() - s.t0, armed))
             wait_until(lambda: script("kafka-cluster.sh", "leader", s.topic, 0, capture=True,
                                       check=False) not in ("", leader, "-1"),
                        60, "a new leader for partition 0")
             note("cluster_leader_kill: new leader %s at %.1fs" % (
                 script("kafka-cluster.sh", "leader", s.topic, 0, capture=True), time.time() - s.t0))
-            time.sleep(max(0, CLUSTER_NODE_DOWN - 5))
+            time.sleep(max(0, killed_at + CLUSTER_NODE_DOWN - time.time()))
             script("kafka-cluster.sh", "start-node", leader)
             note("cluster_leader_kill: node %s back at %.1fs" % (leader, time.time() - s.t0))
             s.workload.extend(POST_FAULT)
@@ -403,7 +427,15 @@ def scenario_sasl_ssl():
         script("kafka-secure.sh", "stop", check=False)
 
 
+def scenario_checker_self_test():
+    """The checker flags made-up lost, phantom, out-of-order and duplicate records."""
+    problems = self_test()
+    if problems:
+        raise Failed("; ".join(problems))
+
+
 SCENARIOS = [
+    scenario_checker_self_test,
     scenario_kafka_kill,
     scenario_kafka_outage,
     scenario_relay_kill,
@@ -441,12 +473,18 @@ def main(names):
         finally:
             for w in ACTIVE:          # a failed scenario must not leave writers running
                 w.stop()
-                w.join()
+                w.join(timeout=15)
             ACTIVE.clear()
     print("1..%d" % len(chosen), flush=True)
     return 1 if failed else 0
 
 
+def on_term(signum, frame):
+    # unwinds through the finally blocks: a frozen relay gets SIGCONT, settings are reset
+    raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
     threading.current_thread().name = "main"
+    signal.signal(signal.SIGTERM, on_term)
     sys.exit(main(sys.argv[1:]))

@@ -35,8 +35,10 @@ cleanup() {
   scripts/kafka-secure.sh destroy >/dev/null 2>&1
   if [ -n "${KEEP_TEST_DIR:-}" ]; then echo "# test dir kept: $WORK"; else rm -rf "$WORK"; fi
 }
+child=
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+# the suite runs in the background so that a signal is handled at once, not when it ends
+trap '[ -n "$child" ] && { kill -TERM "$child" 2>/dev/null; wait "$child"; }; exit 130' INT TERM
 
 start=$(date +%s)
 if ! scripts/kafka.sh start >"$WORK/kafka-start.log" 2>&1; then
@@ -46,8 +48,11 @@ if ! scripts/pg.sh start >"$WORK/pg-start.log" 2>&1; then
   cat "$WORK/pg-start.log"; echo "not ok 1 - services: PostgreSQL did not start"; echo "1..1"; exit 1
 fi
 
-/usr/bin/python3 -u test/faults/faults.py "$@"
+/usr/bin/python3 -u test/faults/faults.py "$@" &
+child=$!
+wait "$child"
 rc=$?
+child=
 echo "# fault suite finished in $(( $(date +%s) - start ))s"
 if [ $rc -ne 0 ] && [ -f "$PGDIR_EDU/server.log" ]; then
   echo "# --- last server log lines"

@@ -108,9 +108,10 @@ class Workload:
             self.threads.append(t)
         return self
 
-    def join(self):
+    def join(self, timeout=None):
+        end = None if timeout is None else time.time() + timeout
         for t in self.threads:
-            t.join()
+            t.join(None if end is None else max(0, end - time.time()))
 
     def stop(self):
         self.stop_event.set()
