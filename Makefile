@@ -32,3 +32,6 @@ REGRESS_OPTS = --inputdir=. --load-extension=edu_outbox
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS tracks no header dependencies: rebuild everything when a header changes.
+$(OBJS): $(wildcard src/*.h relay/*.h)

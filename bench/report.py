@@ -1,0 +1,523 @@
+#!/usr/bin/python3
+"""Writes the benchmark report (markdown) and its PNG plots (gnuplot).
+
+  report.py all DATA_DIR OUT_DIR        -> OUT_DIR/REPORT.md + *.png
+  report.py sustained DATA_DIR OUT_DIR  -> OUT_DIR/SUSTAINED.md + sustained_table_size.png
+
+DATA_DIR is what bench/run.sh collected (results.jsonl, env.txt, ...). The
+small data files behind the plots are copied to OUT_DIR/data/.
+"""
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+
+TARGETS = {
+    "write": 1.15,          # tps_plain / tps_publish <=
+    "capture": 1.3,         # tps_without / tps_with <=
+    "tput_ratio": 0.8,      # relay / raw >=
+    "tput_abs_200": 30000,  # relay events/s (200 B) >=
+    "lat_p50": 5.0,         # ms at 1000/s <=
+    "lat_p99": 25.0,
+}
+
+
+def load(data):
+    rows = []
+    with open(os.path.join(data, "results.jsonl")) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                rows.append(json.loads(line))
+    env = {}
+    with open(os.path.join(data, "env.txt")) as f:
+        for line in f:
+            if "=" in line:
+                k, v = line.rstrip("\n").split("=", 1)
+                env[k] = v
+    return rows, env
+
+
+def read(data, name, default=""):
+    p = os.path.join(data, name)
+    return open(p).read().strip() if os.path.exists(p) else default
+
+
+def mean(xs):
+    return statistics.mean(xs) if xs else float("nan")
+
+
+def fmt(x, nd=0):
+    if x is None or (isinstance(x, float) and x != x):
+        return "n/a"
+    if nd == 0:
+        return "{:,.0f}".format(x)
+    return "{:,.{}f}".format(x, nd)
+
+
+def size_label(size):
+    return "2 KB" if int(size) >= 1024 else "%d B" % int(size)
+
+
+def met(ok):
+    return "**met**" if ok else "**not met**"
+
+
+def gnuplot(script, cwd):
+    r = subprocess.run(["gnuplot"], input=script, text=True, cwd=cwd, capture_output=True)
+    if r.returncode != 0:
+        sys.stderr.write("gnuplot failed:\n%s\n%s\n" % (script, r.stderr))
+
+
+TERM = "set terminal pngcairo noenhanced size 1000,560 font 'DejaVu Sans,11'\n"
+
+
+# ---------------------------------------------------------------- sections
+def machine_section(env, data):
+    free = read(data, "free.txt")
+    lines = ["## Machine", "",
+             "| | |", "|---|---|",
+             "| CPUs (`nproc`) | %s |" % env.get("nproc"),
+             "| CPU model | %s |" % env.get("cpu_model"),
+             "| kernel | %s |" % env.get("kernel"),
+             "| OS | %s |" % env.get("os"),
+             "| PostgreSQL | %s |" % read(data, "postgres_version.txt"),
+             "| librdkafka | %s (Debian package) |" % env.get("librdkafka"),
+             "| Apache Kafka | %s (single KRaft broker+controller, JVM %s) |" % (env.get("kafka"), env.get("kafka_jvm")),
+             "| Java | %s |" % env.get("java"),
+             "| gnuplot | %s |" % env.get("gnuplot"),
+             "| load average at start | %s |" % env.get("loadavg_start"),
+             "| load average at end | %s |" % json.loads(read(data, "end.json", "{}") or "{}").get("loadavg_end", "n/a"),
+             "", "`free -h`:", "", "```", free, "```", ""]
+    return lines
+
+
+def settings_section(env, data):
+    lines = ["## Settings", "",
+             "Everything ran on this one machine: the Kafka broker, PostgreSQL, the relay (a background "
+             "worker inside PostgreSQL), the load generators and the consumer share its %s CPUs. "
+             "The machine is shared with other work, so absolute numbers are noisy; each comparison "
+             "is made side by side within one run and reported as a ratio." % env.get("nproc"), "",
+             "PostgreSQL (from `scripts/pg.sh`, plus `shared_buffers`, `max_wal_size`, "
+             "`checkpoint_timeout` set by the benchmark; everything else default):", "",
+             "| setting | value |", "|---|---|"]
+    for line in read(data, "pg_settings.txt").splitlines():
+        if "|" in line:
+            k, v = line.split("|", 1)
+            lines.append("| `%s` | `%s` |" % (k, v))
+    lines += ["",
+              "Relay producer (librdkafka, `relay/producer.c`), used unchanged by the raw producer "
+              "baseline: `enable.idempotence=true` (acks=all), `enable.gapless.guarantee=true`, "
+              "`linger.ms=1`, `message.timeout.ms=30000`, `socket.keepalive.enable=true`, "
+              "`log.connection.close=false`; everything else librdkafka's defaults (no compression, "
+              "default batching).", "",
+              "Kafka broker (`scripts/kafka.sh`, port 39092):", "", "```",
+              read(data, "kafka_server.properties"), "```", "",
+              "Benchmark parameters:", "", "| parameter | value |", "|---|---|"]
+    for k in ["pgbench", "rounds", "sizes", "n_200", "n_2k", "tput_rounds", "backlog_txn_events",
+              "partitions", "pause_method", "lat_rates", "lat_seconds", "lat_warmup",
+              "short_sustained_seconds", "short_sustained_rate", "sustained_seconds",
+              "sustained_rate", "sample_seconds"]:
+        if k in env:
+            lines.append("| %s | `%s` |" % (k, env[k]))
+    lines.append("")
+    return lines
+
+
+def cpu_cells(r):
+    if r is None or "relay_cpu_us_per_event" not in r:
+        return "n/a", "n/a"
+    return ("%s + %s" % (fmt(r["relay_cpu_us_per_event"], 0), fmt(r["broker_cpu_us_per_event"], 0)),
+            fmt(r["machine_busy_pct"], 0) + " %")
+
+
+def ratio_rows(rs, a, b):
+    """per-round b/a ratios"""
+    out = []
+    for rnd in sorted({r["round"] for r in rs}):
+        g = {r["variant"]: r["tps"] for r in rs if r["round"] == rnd}
+        if a in g and b in g:
+            out.append(g[b] / g[a])
+    return out
+
+
+def write_section(rows, summary):
+    w = [r for r in rows if r["phase"] == "write"]
+    lines = ["## 1. Write cost: `outbox_publish` vs a plain INSERT", "",
+             "pgbench (`-M prepared`, see the parameters below), one transaction per event, runs "
+             "interleaved per round (publish, plain, publish with the relay paused), a `CHECKPOINT` "
+             "before each run:", "",
+             "- **publish**: `BEGIN; INSERT INTO bench_orders ...; SELECT outbox_publish('bench-write', "
+             ":payload::jsonb, 'k' || :k); COMMIT;` while the relay is running and draining every "
+             "event to Kafka as it commits (the real situation: the relay and the broker share the "
+             "machine's 2 CPUs with the clients and PostgreSQL);",
+             "- **plain**: the same transaction with `INSERT INTO plain_events (topic, key, payload) "
+             "VALUES (...)` instead, into an ordinary table with the outbox's data columns (topic text, "
+             "key text, payload jsonb, headers jsonb, created_at timestamptz default clock_timestamp()) "
+             "and no index;",
+             "- **publish, relay paused** (for diagnosis): publish while `outbox_pause()` holds the "
+             "relay, i.e. the SQL-side cost alone, without the relay and the broker competing for CPU "
+             "(the events are delivered after the run).", "",
+             "CPU/event is the CPU time of the relay process + the Kafka broker per transaction during "
+             "the run, in microseconds; busy is how busy the whole machine was.", "",
+             "| payload | round | variant | tps | latency ms | relay + broker CPU/event (us) | machine busy |",
+             "|---|---|---|---|---|---|---|"]
+    for size in sorted({r["size"] for r in w}):
+        rs = [r for r in w if r["size"] == size]
+        for r in sorted(rs, key=lambda r: (r["round"], ["publish", "plain", "publish_paused"].index(r["variant"]))):
+            cpu, busy = cpu_cells(r)
+            lines.append("| %s | %d | %s | %s | %s | %s | %s |" % (
+                size_label(size), r["round"], r["variant"].replace("_", ", relay "), fmt(r["tps"]),
+                fmt(r["latency_ms"], 2), cpu, busy))
+    lines += ["", "| payload | mean tps publish | mean tps plain | mean tps publish (relay paused) | "
+              "**plain/publish: median of rounds** | plain/publish: ratio of means (per round) | "
+              "plain/publish paused: median of rounds (per round) |", "|---|---|---|---|---|---|---|"]
+    for size in sorted({r["size"] for r in w}):
+        rs = [r for r in w if r["size"] == size]
+        pub = mean([r["tps"] for r in rs if r["variant"] == "publish"])
+        pla = mean([r["tps"] for r in rs if r["variant"] == "plain"])
+        pau = mean([r["tps"] for r in rs if r["variant"] == "publish_paused"])
+        pr = ratio_rows(rs, "publish", "plain")
+        pp = ratio_rows(rs, "publish_paused", "plain")
+        ratio = statistics.median(pr) if pr else pla / pub
+        lines.append("| %s | %s | %s | %s | **%s** | %s (%s) | %s (%s) |" % (
+            size_label(size), fmt(pub), fmt(pla), fmt(pau), fmt(ratio, 3), fmt(pla / pub, 3),
+            ", ".join(fmt(x, 2) for x in pr),
+            fmt(statistics.median(pp), 3) if pp else "n/a", ", ".join(fmt(x, 2) for x in pp)))
+        summary.append(("1", "write cost, %s: tps_plain / tps_publish (median of rounds)" % size_label(size),
+                        "<= %.2f" % TARGETS["write"], fmt(ratio, 3), ratio <= TARGETS["write"]))
+    lines += ["", "Each round runs the variants back to back, so a round's ratio compares runs a few "
+              "seconds apart. The headline ratio is the median of the rounds' ratios, which one "
+              "disturbed run cannot move much on this shared machine. The ratio of the mean tps and "
+              "the per-round ratios are given next to it to show the noise.", ""]
+    return lines
+
+
+def capture_section(rows, summary):
+    c = [r for r in rows if r["phase"] == "capture"]
+    lines = ["## 2. Capture trigger cost", "",
+             "pgbench, one single-row `INSERT INTO cap_on|cap_off (customer, amount, note) VALUES "
+             "(...)` per transaction (autocommit). `cap_on` has the trigger from "
+             "`outbox_capture_table('cap_on', 'bench-capture')`; `cap_off` is the same table "
+             "without it. `note` is sized so that the captured event's payload (the row as JSON with "
+             "op, table and schema) has about the payload size. Runs interleaved per round, relay "
+             "running and draining.", "",
+             "| payload (captured event bytes) | round | variant | tps | latency ms | relay + broker CPU/event (us) | machine busy |",
+             "|---|---|---|---|---|---|---|"]
+    for size in sorted({r["size"] for r in c}):
+        rs = [r for r in c if r["size"] == size]
+        eb = rs[0].get("event_bytes", "?")
+        order = ["cap_on", "cap_off", "cap_on_paused"]
+        names = {"cap_on": "with trigger", "cap_off": "without", "cap_on_paused": "with trigger, relay paused"}
+        for r in sorted(rs, key=lambda r: (r["round"], order.index(r["variant"]))):
+            cpu, busy = cpu_cells(r)
+            lines.append("| %s (%s) | %d | %s | %s | %s | %s | %s |" % (
+                size_label(size), eb, r["round"], names[r["variant"]],
+                fmt(r["tps"]), fmt(r["latency_ms"], 2), cpu, busy))
+    lines += ["", "| payload | mean tps with trigger | mean tps without | mean tps with trigger, relay paused | "
+              "**without/with: median of rounds** | ratio of means (per round) | without/with relay paused: "
+              "median of rounds (per round) |", "|---|---|---|---|---|---|---|"]
+    for size in sorted({r["size"] for r in c}):
+        rs = [r for r in c if r["size"] == size]
+        on = mean([r["tps"] for r in rs if r["variant"] == "cap_on"])
+        off = mean([r["tps"] for r in rs if r["variant"] == "cap_off"])
+        onp = mean([r["tps"] for r in rs if r["variant"] == "cap_on_paused"])
+        pr = ratio_rows(rs, "cap_on", "cap_off")
+        pp = ratio_rows(rs, "cap_on_paused", "cap_off")
+        ratio = statistics.median(pr) if pr else off / on
+        lines.append("| %s | %s | %s | %s | **%s** | %s (%s) | %s (%s) |" % (
+            size_label(size), fmt(on), fmt(off), fmt(onp), fmt(ratio, 3), fmt(off / on, 3),
+            ", ".join(fmt(x, 2) for x in pr),
+            fmt(statistics.median(pp), 3) if pp else "n/a", ", ".join(fmt(x, 2) for x in pp)))
+        summary.append(("2", "capture trigger cost, %s: tps_without / tps_with (median of rounds)" % size_label(size),
+                        "<= %.1f" % TARGETS["capture"], fmt(ratio, 3), ratio <= TARGETS["capture"]))
+    lines.append("")
+    return lines
+
+
+def tput_section(rows, summary, out, data_out):
+    t = [r for r in rows if r["phase"] == "tput"]
+    lines = ["## 3. Relay throughput vs a raw librdkafka producer", "",
+             "A backlog of N events (transactions of %s events each, keys `k0`..`k999`, the same "
+             "payload bytes as below) is written while the relay is paused, the outbox is vacuumed "
+             "and checkpointed, then the relay is resumed and timed until the topic's end offsets "
+             "add up to N (a fresh topic per run, %s partitions). The baseline, "
+             "`bench/raw_producer.c`, sends the same N records (same key space, value size, an "
+             "`outbox-id` header, CreateTime timestamps) from memory with the relay's librdkafka "
+             "settings, timed from the first produce call to the last delivery report. "
+             "**raw, chunked** is the same producer sending `edu_outbox.batch_size` records and "
+             "waiting for all their reports before the next chunk, as the relay does. "
+             "CPU seconds are user+system of the relay process (all its threads) during the drain." %
+             (BACKLOG_TXN[0], PARTITIONS[0]), ""]
+    lines += ["| payload | N | round | relay events/s | raw events/s | raw, chunked events/s | relay/raw | relay CPU s (us/event) | broker CPU s relay / raw |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    bars = []
+    for size in sorted({r["size"] for r in t}):
+        rs = [r for r in t if r["size"] == size]
+        rel_all, raw_all, rch_all = [], [], []
+        for rnd in sorted({r["round"] for r in rs}):
+            rel = next((r for r in rs if r["round"] == rnd and r["kind"] == "relay"), None)
+            raw = next((r for r in rs if r["round"] == rnd and r["kind"] == "raw"), None)
+            rch = next((r for r in rs if r["round"] == rnd and r["kind"] == "raw_chunked"), None)
+            re = rel["events_per_s"] if rel else None
+            ra = raw["raw"]["events_per_s"] if raw else None
+            rc = rch["raw"]["events_per_s"] if rch else None
+            if re: rel_all.append(re)
+            if ra: raw_all.append(ra)
+            if rc: rch_all.append(rc)
+            lines.append("| %s | %s | %d | %s | %s | %s | %s | %s (%s) | %s / %s |" % (
+                size_label(size), fmt(rel["n"]) if rel else "?", rnd, fmt(re), fmt(ra), fmt(rc),
+                fmt(re / ra, 3) if re and ra else "n/a",
+                fmt(rel["relay_cpu_s"], 2) if rel else "n/a",
+                fmt(rel["relay_cpu_s"] / rel["n"] * 1e6, 1) if rel else "n/a",
+                fmt(rel["broker_cpu_s"], 1) if rel else "n/a", fmt(raw["broker_cpu_s"], 1) if raw else "n/a"))
+            if rel and rel.get("leaked_before_resume"):
+                lines.append("| | | | (%d events left while paused: the pause did not hold) | | | | | |" %
+                             rel["leaked_before_resume"])
+        mr, ma, mc = mean(rel_all), mean(raw_all), mean(rch_all)
+        ratio = mr / ma     # relay and raw rounds alternate; few long runs: ratio of means
+        lines.append("| %s | | **mean** | **%s** | **%s** | **%s** | **%s** | | |" % (
+            size_label(size), fmt(mr), fmt(ma), fmt(mc), fmt(ratio, 3)))
+        bars.append((size_label(size), mr, ma, mc))
+        summary.append(("3", "relay throughput, %s: relay / raw producer" % size_label(size),
+                        ">= %.1f" % TARGETS["tput_ratio"], fmt(ratio, 3), ratio >= TARGETS["tput_ratio"]))
+        if int(size) < 1024:
+            summary.append(("3", "relay throughput, %s: events/s" % size_label(size),
+                            ">= {:,}".format(TARGETS["tput_abs_200"]), fmt(mr), mr >= TARGETS["tput_abs_200"]))
+    if t:
+        rel0 = next(r for r in t if r["kind"] == "relay")
+        lines += ["", "Backlog written at about %s events/s (bulk `outbox_publish` in %s-event "
+                  "transactions); the relay was paused with `%s`." % (
+                      fmt(mean([r["backlog_build_events_per_s"] for r in t if r["kind"] == "relay"])),
+                      BACKLOG_TXN[0], "outbox_pause()" if rel0.get("pause_method") == "sql" else "SIGSTOP"),
+                  "", "![relay vs raw producer](throughput.png)", ""]
+        with open(os.path.join(data_out, "throughput.dat"), "w") as f:
+            f.write("# size relay raw raw_chunked\n")
+            for lab, mr, ma, mc in bars:
+                f.write('"%s" %.1f %.1f %.1f\n' % (lab, mr, ma, mc))
+        gnuplot(TERM + """set output 'throughput.png'
+set title 'Relay throughput vs raw librdkafka producer (same settings, same records)'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set ylabel 'events/s'
+set format y '%.0s%c'
+set yrange [0:*]
+set grid ytics
+set key top right
+plot 'data/throughput.dat' using 2:xtic(1) title 'edu_outbox relay', \
+     '' using 3 title 'raw producer (streaming)', \
+     '' using 4 title 'raw producer, chunked like the relay'
+""", out)
+    return lines
+
+
+def latency_section(rows, summary, out, data_out):
+    lat = [r for r in rows if r["phase"] == "latency"]
+    lines = ["## 4. End-to-end latency", "",
+             "A C publisher (`bench/publisher.c`, libpq) sends one event per transaction "
+             "(`BEGIN; INSERT INTO bench_orders ...; SELECT outbox_publish(...); COMMIT` in one round "
+             "trip) at a fixed rate from several connections (open-loop schedule), and logs the "
+             "client's wall clock right after COMMIT returns. A consumer started before publishing "
+             "(`bench/kafka_util.c consume`, librdkafka, partitions assigned from the start of a "
+             "fresh topic) logs when each record arrives; records are matched by their `outbox-id` "
+             "header. Latency = arrival - commit. The first %s s of each run are a warm-up and not "
+             "counted. Both clocks are this machine's; a slightly negative minimum means the "
+             "publisher process was scheduled after the consumer had the record already." %
+             (lat[0]["publisher"].get("warmup", "?") if lat else "?"), "",
+             "| payload | target rate/s | achieved rate/s | events | p50 ms | p95 ms | p99 ms | max ms | min ms | lost | relay + broker CPU/event (us) | machine busy |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    plots = []
+    for r in sorted(lat, key=lambda r: (r["size"], r["rate"])):
+        s, p = r["stats"], r["publisher"]
+        cpu, busy = cpu_cells(r)
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s | %s |" % (
+            size_label(r["size"]), fmt(r["rate"]), fmt(p["achieved_rate"]), fmt(s["received"]),
+            fmt(s["p50_ms"], 2), fmt(s["p95_ms"], 2), fmt(s["p99_ms"], 2), fmt(s["max_ms"], 1),
+            fmt(s["min_ms"], 1), s["missing"], cpu, busy))
+        plots.append((r["size"], r["rate"]))
+        if int(r["rate"]) == 1000:
+            lab = size_label(r["size"])
+            summary.append(("4", "latency at 1000/s, %s: p50" % lab, "<= %g ms" % TARGETS["lat_p50"],
+                            fmt(s["p50_ms"], 2) + " ms", s["p50_ms"] <= TARGETS["lat_p50"]))
+            summary.append(("4", "latency at 1000/s, %s: p99" % lab, "<= %g ms" % TARGETS["lat_p99"],
+                            fmt(s["p99_ms"], 2) + " ms", s["p99_ms"] <= TARGETS["lat_p99"]))
+    lines += ["", "The target applies to 200-byte events; 2 KB rows are reported against the same "
+              "numbers for information. When the achieved rate is below the target rate, the "
+              "publishing side (PostgreSQL commits on 2 shared CPUs) could not go faster.", "",
+              "![latency distribution](latency_cdf.png)", ""]
+    nt = [r for r in rows if r["phase"] == "newtopic"]
+    if nt:
+        lines += ["### 4b. The first event to a new topic", "",
+                  "One event published to a topic (created beforehand) that the relay's producer has "
+                  "not sent to yet, measured the same way, three times: %s ms. Every later event of "
+                  "the runs above was to a topic the producer already knew (the warm-up)." %
+                  ", ".join(fmt(r["stats"]["max_ms"], 1) for r in nt), ""]
+    if plots:
+        for size, rate in plots:
+            src = os.path.join(DATA[0], "cdf_%s_%s.txt" % (size, rate))
+            if os.path.exists(src):
+                shutil.copy(src, data_out)
+        sizes = sorted({s for s, _ in plots})
+        script = TERM.replace("1000,560", "1100,520") + "set output 'latency_cdf.png'\n"
+        script += "set multiplot layout 1,%d title 'Commit-to-consumer latency (CDF)'\n" % len(sizes)
+        script += "set logscale x\nset xlabel 'latency (ms, log scale)'\nset ylabel 'fraction of events'\n"
+        script += "set yrange [0:1]\nset grid\nset key bottom right\nset xrange [0.5:*]\n"
+        for size in sizes:
+            script += "set title '%s events'\n" % size_label(size)
+            parts = ["'data/cdf_%s_%s.txt' using ($1 < 0.5 ? 0.5 : $1):2 with lines lw 2 title '%s/s'" % (size, rate, rate)
+                     for s, rate in plots if s == size]
+            script += "plot " + ", ".join(parts) + "\n"
+        script += "unset multiplot\n"
+        gnuplot(script, out)
+    return lines
+
+
+def sustained_plot(tsv, png, title, out):
+    gnuplot(TERM + """set output '%s'
+set title '%s'
+set xlabel 'time (s)'
+set ylabel 'outbox size (MB, partitions p0..p3 with indexes and TOAST)'
+set y2label 'events'
+set y2tics
+set ytics nomirror
+set yrange [0:*]
+set y2range [0:*]
+set grid
+set key outside bottom center horizontal
+plot '%s' using 1:($2/1048576) with linespoints lw 2 title 'outbox size (MB)', \\
+     '' using 1:6 axes x1y2 with linespoints title 'pending (not yet acknowledged)', \\
+     '' using 1:5 axes x1y2 with lines dt 2 title 'rows in outbox', \\
+     '' using 1:3 axes x1y2 with lines dt 3 lw 2 title 'n_dead_tup'
+""" % (png, title, tsv), out)
+
+
+def sustained_section(rows, name, out, data_out, heading):
+    r = next((x for x in rows if x["phase"] == name), None)
+    if r is None:
+        return []
+    tsv = os.path.join(DATA[0], name + ".tsv")
+    shutil.copy(tsv, data_out)
+    samples = []
+    with open(tsv) as f:
+        next(f)
+        for line in f:
+            p = line.split()
+            if len(p) >= 6 and p[1] != "":
+                samples.append([float(x) for x in p])
+    png = "table_size_short.png" if name == "short_sustained" else "sustained_table_size.png"
+    sustained_plot("data/%s.tsv" % name, png,
+                   "Outbox size over time at %s events/s (200 B)" % fmt(r["rate"]), out)
+    s, p = r["stats"], r["publisher"]
+    mb = [x[1] / 1048576 for x in samples]
+    lines = [heading, "",
+             "The latency publisher (`bench/publisher.c`, one event per transaction) sends 200-byte "
+             "events at a steady %s events/s for %s s (%s connections), starting from an empty "
+             "outbox, while a sampler records, every %s s, the summed "
+             "`pg_total_relation_size` of `edu_outbox.outbox_p0..p3`, their `n_dead_tup` and "
+             "`n_live_tup`, the number of rows and the number of pending (not yet acknowledged) "
+             "events; the latency consumer (`bench/kafka_util.c consume`) measures commit-to-consumer "
+             "latency throughout." % (
+                 fmt(r["rate"]), fmt(r["seconds"]), p.get("procs"), ENV[0].get("sample_seconds")), "",
+             "| | |", "|---|---|",
+             "| achieved rate | %s events/s (%s events) |" % (fmt(p["achieved_rate"]), fmt(p["sent"])),
+             "| outbox size: min / max / last sample | %s / %s / %s MB |" % (
+                 fmt(min(mb), 1) if mb else "n/a", fmt(max(mb), 1) if mb else "n/a", fmt(mb[-1], 1) if mb else "n/a"),
+             "| n_dead_tup: max | %s |" % (fmt(max(x[2] for x in samples)) if samples else "n/a"),
+             "| rows in outbox: max | %s |" % (fmt(max(x[4] for x in samples)) if samples else "n/a"),
+             "| pending events: max | %s |" % (fmt(max(x[5] for x in samples)) if samples else "n/a"),
+             "| latency p50 / p95 / p99 / max | %s / %s / %s / %s ms |" % (
+                 fmt(s["p50_ms"], 2), fmt(s["p95_ms"], 2), fmt(s["p99_ms"], 2), fmt(s["max_ms"], 1)),
+             "| events lost | %d |" % s["missing"],
+             "| relay + broker CPU/event, machine busy | %s us, %s |" % cpu_cells(r),
+             "", "![outbox size over time](%s)" % png, ""]
+    if s.get("windows"):
+        worst = max(s["windows"], key=lambda w: w["p99_ms"])
+        lines += ["Worst %s-s window: p99 %s ms, max %s ms (at t=%s s)." % (
+            ENV[0].get("sample_seconds"), fmt(worst["p99_ms"], 1), fmt(worst["max_ms"], 1), fmt(worst["t"])), ""]
+    lines += ["Samples (relay CPU = the relay process's CPU time over the preceding interval, "
+              "in % of one CPU):", "", "```",
+              "    t s  size MB dead_tup live_tup     rows  pending  relay CPU %"]
+    for x in samples:
+        lines.append("%7.1f %8.1f %8d %8d %8d %8d %12s" % (x[0], x[1] / 1048576, x[2], x[3], x[4], x[5],
+                                                         "%.1f" % x[6] if len(x) > 6 else "n/a"))
+    lines += ["```", ""]
+    return lines
+
+
+DATA = [None]
+ENV = [None]
+BACKLOG_TXN = ["?"]
+PARTITIONS = ["?"]
+
+
+def main():
+    mode, data, out = sys.argv[1:4]
+    DATA[0] = data
+    rows, env = load(data)
+    ENV[0] = env
+    BACKLOG_TXN[0] = env.get("backlog_txn_events", "?")
+    PARTITIONS[0] = env.get("partitions", "?")
+    os.makedirs(out, exist_ok=True)
+    data_out = os.path.join(out, "data")
+    os.makedirs(data_out, exist_ok=True)
+    # drop what an earlier run of the same mode left (the other mode's files stay)
+    for name in os.listdir(data_out):
+        if name.startswith("sustained") == (mode == "sustained"):
+            os.unlink(os.path.join(data_out, name))
+    stale = ["SUSTAINED.md", "sustained_table_size.png"] if mode == "sustained" else \
+        ["REPORT.md", "throughput.png", "latency_cdf.png", "table_size_short.png"]
+    for name in stale:
+        if os.path.exists(os.path.join(out, name)):
+            os.unlink(os.path.join(out, name))
+    for name in ["results.jsonl", "env.txt", "pg_settings.txt", "kafka_server.properties", "free.txt"]:
+        if os.path.exists(os.path.join(data, name)):
+            shutil.copy(os.path.join(data, name), os.path.join(data_out, name if mode == "all" else "sustained_" + name))
+    end = json.loads(read(data, "end.json", "{}") or "{}")
+
+    if mode == "sustained":
+        body = sustained_section(rows, "sustained", out, data_out, "## Sustained load")
+        doc = ["# edu_outbox sustained-load benchmark", "",
+               "Generated by `bash bench/run.sh sustained` on %s at commit `%s`%s." % (
+                   env.get("date"), env.get("git"),
+                   " (plus %s locally modified files)" % env["git_modified"] if env.get("git_modified", "0") != "0" else ""),
+               ""] + body + machine_section(env, data) + settings_section(env, data)
+        with open(os.path.join(out, "SUSTAINED.md"), "w") as f:
+            f.write("\n".join(doc) + "\n")
+        return
+
+    summary = []
+    body = []
+    body += write_section(rows, summary)
+    body += capture_section(rows, summary)
+    body += tput_section(rows, summary, out, data_out)
+    body += latency_section(rows, summary, out, data_out)
+    body += sustained_section(rows, "short_sustained", out, data_out,
+                              "## 5. Sustained load (short run)")
+    body += ["For the long run (30 minutes by default) use `bash bench/run.sh sustained`; "
+             "it writes `SUSTAINED.md`.", ""]
+
+    head = ["# edu_outbox benchmark report", "",
+            "Generated by `bash bench/run.sh`%s on %s at commit `%s`%s; measuring took %s min. "
+            "There are no pass/fail assertions: the table says whether this run met each target. "
+            "All comparisons are side by side in this one run, on a small shared machine, so read "
+            "the ratios rather than the absolute numbers." % (
+                " with BENCH_QUICK=1 (smoke check, small N and short runs)" if env.get("quick") == "1" else "",
+                env.get("date"), env.get("git"),
+                " (plus %s locally modified files)" % env["git_modified"] if env.get("git_modified", "0") != "0" else "",
+                fmt(end.get("measure_seconds", 0) / 60.0, 1)), "",
+            "## Targets", "",
+            "| # | measure | target | this run | |", "|---|---|---|---|---|"]
+    for sec, what, target, got, ok in summary:
+        head.append("| %s | %s | %s | %s | %s |" % (sec, what, target, got, met(ok)))
+    head.append("")
+    doc = head + body + machine_section(env, data) + settings_section(env, data)
+    with open(os.path.join(out, "REPORT.md"), "w") as f:
+        f.write("\n".join(doc) + "\n")
+
+
+if __name__ == "__main__":
+    main()
