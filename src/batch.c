@@ -108,6 +108,26 @@ set_delivered(OutboxBatch *batch, const char *snapshot)
 		pfree(old);
 }
 
+/* Back to the start of the open batch (or of none). */
+static void
+rewind_position(OutboxBatch *batch)
+{
+	batch->pos_index = 0;
+	batch->pos_done = 0;
+	batch->pos_last_id = 0;
+}
+
+/* No batch open: the transaction list is dropped, the position rewound. */
+static void
+forget_open_batch(OutboxBatch *batch)
+{
+	batch->open = false;
+	batch->batch_snapshot = NULL;
+	batch->txns = NULL;
+	batch->ntxns = 0;
+	rewind_position(batch);
+}
+
 void
 outbox_batch_reset(OutboxBatch *batch)
 {
@@ -117,18 +137,12 @@ outbox_batch_reset(OutboxBatch *batch)
 	else
 		MemoryContextReset(batch->cxt);
 	batch->loaded = false;
-	batch->open = false;
 	batch->dirty = false;
 	batch->persisted_at = 0;
 	if (batch->delivered_snapshot)
 		pfree(batch->delivered_snapshot);
 	batch->delivered_snapshot = NULL;
-	batch->batch_snapshot = NULL;
-	batch->txns = NULL;
-	batch->ntxns = 0;
-	batch->pos_index = 0;
-	batch->pos_done = 0;
-	batch->pos_last_id = 0;
+	forget_open_batch(batch);
 }
 
 /* Lists the transactions visible in batch_snapshot but not in delivered_snapshot. */
@@ -209,9 +223,7 @@ outbox_batch_load(OutboxBatch *batch)
 				(errmsg("edu_outbox relay position does not match its batch; resending the batch from its start"),
 				 errdetail("Saved position %d (transaction %s) in a batch of %d transactions.",
 						   batch->pos_index, pos_xid ? pos_xid : "none", batch->ntxns)));
-		batch->pos_index = 0;
-		batch->pos_done = 0;
-		batch->pos_last_id = 0;
+		rewind_position(batch);
 		batch->dirty = true;
 	}
 }
@@ -265,9 +277,7 @@ outbox_batch_begin(OutboxBatch *batch)
 	SPI_freetuptable(SPI_tuptable);
 
 	batch->batch_snapshot = snap;
-	batch->pos_index = 0;
-	batch->pos_done = 0;
-	batch->pos_last_id = 0;
+	rewind_position(batch);
 	list_transactions(batch);
 	if (batch->ntxns > 0)
 	{
@@ -375,13 +385,7 @@ outbox_batch_advance(OutboxBatch *batch, const OutboxEvent *events, int ndeliver
 	if (batch->open && batch->pos_index >= batch->ntxns)
 	{
 		set_delivered(batch, batch->batch_snapshot);
-		batch->batch_snapshot = NULL;
-		batch->open = false;
-		batch->txns = NULL;
-		batch->ntxns = 0;
-		batch->pos_index = 0;
-		batch->pos_done = 0;
-		batch->pos_last_id = 0;
+		forget_open_batch(batch);
 	}
 }
 

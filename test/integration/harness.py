@@ -105,8 +105,11 @@ def by_key(records):
 def wait_until(predicate, timeout=60, what="condition"):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if predicate():
-            return
+        try:
+            if predicate():
+                return
+        except (psycopg2.OperationalError, psycopg2.InterfaceError):
+            pass   # the server is restarting (crash recovery): ask again
         time.sleep(0.2)
     raise AssertionError("timed out after %ds waiting for %s" % (timeout, what))
 
