@@ -14,17 +14,12 @@
 # clients and BASE+10+N for the controller quorum; KAFKA_CLUSTER_DIR
 # (/tmp/edu_outbox/kafka-cluster-$BASE).
 #
-# The jar cache location and the java invocation follow scripts/kafka.sh
-# (the few lines that compute them are copied, not shared, so that script
-# stays untouched); `kafka.sh fetch` fills the cache.
+# The jar cache and the JVM set-up come from scripts/kafka-lib.sh;
+# `kafka.sh fetch` fills the cache.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
-# --- copied from scripts/kafka.sh: where the jars live
-KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/kafka/pom.xml")
-CACHE=${EDU_OUTBOX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/edu_outbox}
-LIB=$CACHE/kafka-$KAFKA_VERSION/lib
-# ---
+. "$here/kafka-lib.sh"
 
 BASE=${KAFKA_CLUSTER_PORT:-41100}
 DIR=${KAFKA_CLUSTER_DIR:-/tmp/edu_outbox/kafka-cluster-$BASE}
@@ -100,31 +95,18 @@ transaction.state.log.min.isr=2
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
 PROPS
-  cat >"$d/log4j.properties" <<'LOG'
-log4j.rootLogger=WARN, stdout
-log4j.appender.stdout=org.apache.log4j.ConsoleAppender
-log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
-log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.kafka.server.KafkaServer=INFO
-log4j.logger.kafka.server.KafkaRaftServer=INFO
-LOG
+  kafka_write_log4j "$d"
 }
 
-# Same JVM settings as scripts/kafka.sh.
-java_run() {
-  local d=$1; shift
-  java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
-       -Dlog4j.configuration="file:$d/log4j.properties" -cp "$LIB/*" "$@"
-}
 
 format_all() {
   local n id
   mkdir -p "$DIR"
   write_config 1
-  id=$(java_run "$(ndir 1)" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)
+  id=$(kafka_java "$(ndir 1)" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)
   for n in "${NODES[@]}"; do
     write_config "$n"
-    java_run "$(ndir "$n")" kafka.tools.StorageTool format -t "$id" \
+    kafka_java "$(ndir "$n")" kafka.tools.StorageTool format -t "$id" \
       -c "$(ndir "$n")/server.properties" --ignore-formatted >"$(ndir "$n")/format.log" 2>&1 ||
       { cat "$(ndir "$n")/format.log" >&2; exit 1; }
   done
@@ -135,23 +117,10 @@ launch() {
   d=$(ndir "$n")
   running "$n" && return 0
   [ -f "$d/data/meta.properties" ] || { echo "kafka-cluster: node $n is not formatted; run start" >&2; exit 1; }
-  (cd "$d" && exec setsid nohup java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
-       -Dlog4j.configuration="file:$d/log4j.properties" -cp "$LIB/*" \
-       kafka.Kafka "$d/server.properties" >>"$d/kafka.log" 2>&1 </dev/null &
-   echo $! >"$d/kafka.pid")
+  kafka_launch "$d"
 }
 
-halt() {
-  local n=$1 sig=$2 p d
-  d=$(ndir "$n")
-  p=$(pid "$n") || true
-  if [ -z "$p" ] || ! kill -0 "$p" 2>/dev/null; then rm -f "$d/kafka.pid"; return 0; fi
-  kill "-$sig" "$p" 2>/dev/null || true
-  for _ in $(seq 1 60); do kill -0 "$p" 2>/dev/null || break; sleep 0.5; done
-  kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
-  while kill -0 "$p" 2>/dev/null; do sleep 0.2; done
-  rm -f "$d/kafka.pid"
-}
+halt() { kafka_halt "$(ndir "$1")" "$2"; }
 
 start() {
   local n

@@ -17,16 +17,12 @@
 # A client connects with: security.protocol=SASL_SSL, sasl.mechanisms=SCRAM-SHA-512,
 # sasl.username, sasl.password, ssl.ca.location=$DIR/tls/ca.pem (see `env`).
 #
-# The jar cache location and the java invocation follow scripts/kafka.sh
-# (copied, so that script stays untouched); `kafka.sh fetch` fills the cache.
+# The jar cache and the JVM set-up come from scripts/kafka-lib.sh;
+# `kafka.sh fetch` fills the cache.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
-# --- copied from scripts/kafka.sh: where the jars live
-KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/kafka/pom.xml")
-CACHE=${EDU_OUTBOX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/edu_outbox}
-LIB=$CACHE/kafka-$KAFKA_VERSION/lib
-# ---
+. "$here/kafka-lib.sh"
 
 PORT=${KAFKA_SECURE_PORT:-41200}
 CPORT=$((PORT + 1))
@@ -128,21 +124,9 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
 PROPS
   )
-  cat >"$DIR/log4j.properties" <<'LOG'
-log4j.rootLogger=WARN, stdout
-log4j.appender.stdout=org.apache.log4j.ConsoleAppender
-log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
-log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.kafka.server.KafkaServer=INFO
-log4j.logger.kafka.server.KafkaRaftServer=INFO
-LOG
+  kafka_write_log4j "$DIR"
 }
 
-# Same JVM settings as scripts/kafka.sh.
-java_run() {
-  java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
-       -Dlog4j.configuration="file:$DIR/log4j.properties" -cp "$LIB/*" "$@"
-}
 
 sasl_ready() {
   kcat -b "$SASL_BOOTSTRAP" -L -m 5 -X security.protocol=SASL_SSL -X sasl.mechanisms=SCRAM-SHA-512 \
@@ -168,29 +152,17 @@ start() {
   if [ ! -f "$DIR/data/meta.properties" ]; then
     gen_tls
     write_config
-    java_run kafka.tools.StorageTool format -t "$(java_run kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)" \
+    kafka_java "$DIR" kafka.tools.StorageTool format -t "$(kafka_java "$DIR" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)" \
       -c "$DIR/server.properties" --ignore-formatted \
       --add-scram "SCRAM-SHA-512=[name=$KAFKA_SASL_USER,password=$KAFKA_SASL_PASSWORD]" \
       >"$DIR/format.log" 2>&1 || { cat "$DIR/format.log" >&2; exit 1; }
   fi
-  (cd "$DIR" && exec setsid nohup java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
-       -Dlog4j.configuration="file:$DIR/log4j.properties" -cp "$LIB/*" \
-       kafka.Kafka "$DIR/server.properties" >>"$DIR/kafka.log" 2>&1 </dev/null &
-   echo $! >"$DIR/kafka.pid")
+  kafka_launch "$DIR"
   wait_ready
   echo "kafka-secure: broker up, SASL_SSL (SCRAM-SHA-512) on $SASL_BOOTSTRAP, plaintext on $BOOTSTRAP (pid $(pid), dir $DIR)"
 }
 
-stop() {
-  local sig=${1:-TERM} p
-  p=$(pid) || true
-  if [ -z "$p" ] || ! kill -0 "$p" 2>/dev/null; then rm -f "$DIR/kafka.pid"; return 0; fi
-  kill "-$sig" "$p" 2>/dev/null || true
-  for _ in $(seq 1 60); do kill -0 "$p" 2>/dev/null || break; sleep 0.5; done
-  kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
-  while kill -0 "$p" 2>/dev/null; do sleep 0.2; done
-  rm -f "$DIR/kafka.pid"
-}
+stop() { kafka_halt "$DIR" "${1:-TERM}"; }
 
 case "${1:-}" in
   start) start ;;

@@ -9,10 +9,7 @@
 # KAFKA_EXTRA_PROPS (file whose lines are appended to server.properties).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-
-KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/kafka/pom.xml")
-CACHE=${EDU_OUTBOX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/edu_outbox}
-LIB=$CACHE/kafka-$KAFKA_VERSION/lib
+. "$here/kafka-lib.sh"
 PORT=${KAFKA_PORT:-9092}
 CPORT=$((PORT + 1))
 DIR=${KAFKA_HOME_DIR:-/tmp/edu_outbox/kafka-$PORT}
@@ -66,20 +63,9 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
 PROPS
   [ -n "${KAFKA_EXTRA_PROPS:-}" ] && cat "$KAFKA_EXTRA_PROPS" >>"$DIR/server.properties"
-  cat >"$DIR/log4j.properties" <<'LOG'
-log4j.rootLogger=WARN, stdout
-log4j.appender.stdout=org.apache.log4j.ConsoleAppender
-log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
-log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.kafka.server.KafkaServer=INFO
-log4j.logger.kafka.server.KafkaRaftServer=INFO
-LOG
+  kafka_write_log4j "$DIR"
 }
 
-java_run() {
-  java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
-       -Dlog4j.configuration="file:$DIR/log4j.properties" -cp "$LIB/*" "$@"
-}
 
 start() {
   fetch
@@ -88,28 +74,16 @@ start() {
   if ready; then echo "kafka: something already answers on $BOOTSTRAP" >&2; return 1; fi
   if [ ! -f "$DIR/data/meta.properties" ]; then
     write_config
-    java_run kafka.tools.StorageTool format -t "edu-outbox-$PORT-cluster0000" \
+    kafka_java "$DIR" kafka.tools.StorageTool format -t "edu-outbox-$PORT-cluster0000" \
       -c "$DIR/server.properties" --ignore-formatted >"$DIR/format.log" 2>&1 ||
       { cat "$DIR/format.log" >&2; exit 1; }
   fi
-  (cd "$DIR" && exec setsid nohup java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
-       -Dlog4j.configuration="file:$DIR/log4j.properties" -cp "$LIB/*" \
-       kafka.Kafka "$DIR/server.properties" >>"$DIR/kafka.log" 2>&1 </dev/null &
-   echo $! >"$DIR/kafka.pid")
+  kafka_launch "$DIR"
   wait_ready
   echo "kafka: broker up on $BOOTSTRAP (pid $(pid), dir $DIR)"
 }
 
-stop() {
-  local sig=${1:-TERM} p
-  p=$(pid) || true
-  if [ -z "$p" ] || ! kill -0 "$p" 2>/dev/null; then rm -f "$DIR/kafka.pid"; return 0; fi
-  kill "-$sig" "$p" 2>/dev/null || true
-  for _ in $(seq 1 60); do kill -0 "$p" 2>/dev/null || break; sleep 0.5; done
-  kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
-  while kill -0 "$p" 2>/dev/null; do sleep 0.2; done
-  rm -f "$DIR/kafka.pid"
-}
+stop() { kafka_halt "$DIR" "${1:-TERM}"; }
 
 case "${1:-}" in
   fetch) fetch ;;
