@@ -114,16 +114,6 @@ relay_batch_send(RelayProducer *p, RelayBatch *batch, const RelayRecord *records
 	return true;
 }
 
-int
-relay_batch_delivered_prefix(const RelayBatch *batch)
-{
-	int			n = 0;
-
-	while (n < batch->nrecords && batch->outcome[n] == RELAY_DELIVERED)
-		n++;
-	return n;
-}
-
 bool
 relay_batch_settled(const RelayBatch *batch)
 {

@@ -189,12 +189,6 @@ relay_producer_poll(RelayProducer *p, int timeout_ms)
 }
 
 void
-relay_producer_flush(RelayProducer *p, int timeout_ms)
-{
-	rd_kafka_flush(p->rk, timeout_ms);
-}
-
-void
 relay_producer_health(RelayProducer *p, RelayHealth *out)
 {
 	*out = p->health;

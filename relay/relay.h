@@ -126,8 +126,6 @@ extern void relay_producer_destroy(RelayProducer *producer);
 /* Serves callbacks for up to timeout_ms. */
 extern void relay_producer_poll(RelayProducer *producer, int timeout_ms);
 extern void relay_producer_health(RelayProducer *producer, RelayHealth *out);
-/* Waits up to timeout_ms for queued records to be acknowledged. */
-extern void relay_producer_flush(RelayProducer *producer, int timeout_ms);
 
 extern void relay_batch_init(RelayBatch *batch, int nrecords, RelayOutcome *outcome,
 							 int *error);
@@ -138,8 +136,6 @@ extern void relay_batch_init(RelayBatch *batch, int nrecords, RelayOutcome *outc
  */
 extern bool relay_batch_send(RelayProducer *producer, RelayBatch *batch,
 							 const RelayRecord *records);
-/* Number of leading records that are DELIVERED. */
-extern int	relay_batch_delivered_prefix(const RelayBatch *batch);
 /* True once every sent record has its delivery report. */
 extern bool relay_batch_settled(const RelayBatch *batch);
 

@@ -311,34 +311,33 @@ REVOKE ALL ON @extschema@.outbox_topic_status FROM PUBLIC;
 COMMENT ON VIEW @extschema@.outbox_topic_status IS
   'events delivered per topic since the relay worker started';
 
-CREATE FUNCTION @extschema@.outbox_pause() RETURNS boolean
+-- Sets the pause flag, wakes the relay at commit, returns the previous value.
+CREATE FUNCTION edu_outbox.set_paused(pause boolean) RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE was boolean;
 BEGIN
     SELECT paused INTO was FROM edu_outbox.relay_state FOR UPDATE;
-    UPDATE edu_outbox.relay_state SET paused = true;
+    UPDATE edu_outbox.relay_state SET paused = pause;
     PERFORM edu_outbox.wake_relay_at_commit();
-    RETURN NOT was;
+    RETURN was;
 END
 $$;
+REVOKE ALL ON FUNCTION edu_outbox.set_paused(boolean) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.outbox_pause() RETURNS boolean
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT NOT edu_outbox.set_paused(true) $$;
 
 COMMENT ON FUNCTION @extschema@.outbox_pause() IS
   'stops delivery to Kafka after the chunk in flight (publishing goes on); returns false if already paused';
 
 CREATE FUNCTION @extschema@.outbox_resume() RETURNS boolean
-LANGUAGE plpgsql
+LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE was boolean;
-BEGIN
-    SELECT paused INTO was FROM edu_outbox.relay_state FOR UPDATE;
-    UPDATE edu_outbox.relay_state SET paused = false;
-    PERFORM edu_outbox.wake_relay_at_commit();
-    RETURN was;
-END
-$$;
+AS $$ SELECT edu_outbox.set_paused(false) $$;
 
 COMMENT ON FUNCTION @extschema@.outbox_resume() IS
   'resumes delivery where it stopped, in order; returns false if it was not paused';

@@ -389,16 +389,6 @@ outbox_batch_advance(OutboxBatch *batch, const OutboxEvent *events, int ndeliver
 	}
 }
 
-int64
-outbox_batch_remaining(const OutboxBatch *batch)
-{
-	int64		n = 0;
-
-	for (int i = batch->pos_index; i < batch->ntxns; i++)
-		n += batch->txns[i].nrows - (i == batch->pos_index ? batch->pos_done : 0);
-	return n;
-}
-
 bool
 outbox_relay_paused(void)
 {

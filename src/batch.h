@@ -64,7 +64,5 @@ extern void outbox_batch_advance(OutboxBatch *batch, const OutboxEvent *events,
 								 int ndelivered);
 /* Whether outbox_pause() is in effect. */
 extern bool outbox_relay_paused(void);
-/* Events committed but not yet delivered (for logging). */
-extern int64 outbox_batch_remaining(const OutboxBatch *batch);
 
 #endif
