@@ -19,7 +19,7 @@ OBJS = \
 	relay/errors.o
 
 EXTENSION = edu_outbox
-DATA = sql/edu_outbox--0.1.sql
+DATA = sql/edu_outbox--0.1.sql sql/edu_outbox--0.1--0.2.sql
 PGFILEDESC = "edu_outbox - transactional outbox relayed to Kafka"
 
 SHLIB_LINK = -lrdkafka -ljansson
