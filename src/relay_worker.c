@@ -32,6 +32,7 @@
 #include "batch.h"
 #include "cleanup.h"
 #include "dead_letter.h"
+#include "durability.h"
 #include "shared_state.h"
 #include "../relay/relay.h"
 
@@ -249,6 +250,7 @@ static int
 read_chunk(OutboxEvent **events)
 {
 	int			n = 0;
+	bool		was_open = batch.open;
 
 	begin_cycle_xact("edu_outbox: reading outbox");
 	if (!extension_ready())
@@ -274,7 +276,12 @@ read_chunk(OutboxEvent **events)
 	}
 	outbox_dead_letters_refresh();
 	if (outbox_batch_begin(&batch))
+	{
+		/* a new (or reloaded) batch: its snapshot is taken, note how far WAL goes */
+		if (!was_open)
+			outbox_durability_mark();
 		n = outbox_batch_fetch(&batch, outbox_batch_size, chunk_cxt, events);
+	}
 	else if (batch.dirty)
 		outbox_batch_persist(&batch);
 	end_cycle_xact();
@@ -499,6 +506,9 @@ relay_cycle(void)
 	if (n == 0)
 		return CYCLE_IDLE;
 
+	/* never send what a crash or a failover could still take back */
+	if (!outbox_durability_wait(reload_settings))
+		return CYCLE_PROGRESS;	/* shutting down: the loop ends, nothing sent */
 	m = prepare_records(events, n, &records, &sent);
 	send_and_wait(records, m, &rb);
 	handled = handled_prefix(events, n, sent, &rb);

@@ -7,6 +7,7 @@
 #include "utils/memutils.h"
 
 #include "dead_letter.h"
+#include "durability.h"
 #include "../relay/relay.h"
 
 char	   *outbox_brokers = NULL;
@@ -133,5 +134,6 @@ outbox_define_settings(void)
 							 PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
 
+	outbox_define_durability_settings();
 	MarkGUCPrefixReserved("edu_outbox");
 }
