@@ -46,6 +46,10 @@ class Result:
     def ok(self):
         return not (self.lost or self.phantom or self.order_violations or self.truth_errors)
 
+    @property
+    def ok_but_phantoms(self):
+        return not (self.lost or self.order_violations or self.truth_errors)
+
     def summary(self):
         return ("scenario=%s written=%d lost=%d phantom=%d order_violations=%d duplicates=%d"
                 % (self.scenario, self.written, len(self.lost), len(self.phantom),

@@ -23,6 +23,13 @@ DB = os.environ["OUTBOX_DB"]
 KAFKA = "127.0.0.1:%s" % os.environ["KAFKA_PORT"]
 
 
+def use_server(pg_dir, port):
+    """Points connect() and sql() (so the workload, the checker and the helpers
+    below) at another server, e.g. a standby after its promotion."""
+    global PG_DIR, PG_PORT
+    PG_DIR, PG_PORT = pg_dir, int(port)
+
+
 class ServerGone(Exception):
     """PostgreSQL did not accept connections within the allowed time."""
 
@@ -177,8 +184,10 @@ class ServerLog:
 
     path = os.path.join(PG_DIR, "server.log")
 
-    def __init__(self):
+    def __init__(self, path=None):
         self.offset = 0
+        if path:
+            self.path = path
 
     def mark(self):
         try:

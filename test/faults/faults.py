@@ -10,7 +10,8 @@ scenario: scenario=<name> written=<n> lost=<n> phantom=<n> order_violations=<n> 
 
     faults.py [SCENARIO ...]     default: all, in this order:
         checker_self_test kafka_kill kafka_outage relay_kill pg_crash
-        cluster_leader_kill sasl_ssl
+        cluster_leader_kill sasl_ssl failover_async_wait failover_async_nowait
+        failover_sync async_commit_crash
 
 Knobs (environment): FAULT_QUICK=1 (shorter spells), FAULT_SOAK=1 (long
 workloads, repeated faults), FAULT_DURATION (workload seconds per scenario),
@@ -35,6 +36,7 @@ from faultlib import (PG_DIR, ServerLog, consume, relay_activity, relay_pid, scr
                       set_relay_config, sql, stall_relay, undelivered_count, wait_relay_sending,
                       wait_until)
 from workload import Workload, env_float  # noqa: E402
+import failover  # noqa: E402
 
 QUICK = os.environ.get("FAULT_QUICK") == "1"
 SOAK = os.environ.get("FAULT_SOAK") == "1"
@@ -75,6 +77,7 @@ class Scenario:
         self.expected_relay_starts = expected_relay_starts
         self.problems = []
         self.log = ServerLog()
+        self.phantoms_reported_only = False   # a scenario that shows a risk, not a guarantee
 
     def require(self, cond, msg):
         if not cond:
@@ -149,7 +152,9 @@ class Scenario:
         print(res.summary(), flush=True)
         for line in res.details():
             note(line)
-        if not res.ok:
+        if self.phantoms_reported_only and res.phantom:
+            note("%s: %d phantom records reported, not asserted" % (self.name, len(res.phantom)))
+        if not res.ok and not (self.phantoms_reported_only and res.ok_but_phantoms):
             self.problems.append("checker: " + res.summary())
         self.cross_check_clients()
         self.check_relay_log()
@@ -442,7 +447,7 @@ SCENARIOS = [
     scenario_pg_crash,
     scenario_cluster_leader_kill,
     scenario_sasl_ssl,
-]
+] + failover.bind(Scenario, Failed)   # last: they swap the primary's data directory
 
 
 def main(names):

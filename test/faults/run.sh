@@ -10,7 +10,8 @@
 # Ports (override with the variables in brackets): Kafka 41092/41093
 # [FAULT_KAFKA_PORT], PostgreSQL 54370 [FAULT_PG_PORT], three-node cluster
 # 41101-41103/41111-41113 [FAULT_CLUSTER_PORT=41100], SASL_SSL broker
-# 41200-41202 [FAULT_SECURE_PORT=41200]. See test/faults/README.md for the knobs.
+# 41200-41202 [FAULT_SECURE_PORT=41200], standby of the failover scenarios
+# PostgreSQL port + 1 [FAULT_STANDBY_PORT]. See test/faults/README.md for the knobs.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -26,10 +27,13 @@ export KAFKA_CLUSTER_PORT=${FAULT_CLUSTER_PORT:-41100}
 export KAFKA_CLUSTER_DIR=$WORK/cluster
 export KAFKA_SECURE_PORT=${FAULT_SECURE_PORT:-41200}
 export KAFKA_SECURE_DIR=$WORK/secure
+export FAULT_STANDBY_PORT=${FAULT_STANDBY_PORT:-$((PGPORT_EDU + 1))}
+export FAULT_STANDBY_DIR=$WORK/pg-standby
 
 cleanup() {
   cp "$PGDIR_EDU/server.log" "$WORK/server.log" 2>/dev/null
   scripts/pg.sh destroy >/dev/null 2>&1
+  PGDIR_EDU=$FAULT_STANDBY_DIR PGPORT_EDU=$FAULT_STANDBY_PORT scripts/pg.sh destroy >/dev/null 2>&1
   scripts/kafka.sh stop >/dev/null 2>&1
   scripts/kafka-cluster.sh destroy >/dev/null 2>&1
   scripts/kafka-secure.sh destroy >/dev/null 2>&1
