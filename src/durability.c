@@ -118,6 +118,8 @@ wanted_standbys(bool *any)
 	List	   *names = NIL;
 
 	*any = false;
+	if (pg_strcasecmp(outbox_wait_for_standbys, "off") == 0)
+		return NIL;
 	if (pg_strcasecmp(outbox_wait_for_standbys, "on") == 0)
 	{
 		if (SyncRepConfig != NULL && SyncRepStandbyNames != NULL && SyncRepStandbyNames[0] != '\0')
@@ -303,6 +305,8 @@ outbox_durability_wait(void (*reload) (void))
 			return false;
 		}
 
+		if (pg_strcasecmp(outbox_wait_for_standbys, "off") == 0)
+			break;				/* the common case needs no look at pg_stat_replication */
 		old = MemoryContextSwitchTo(cxt);
 		behind = find_laggard(lsn, &lag);
 		MemoryContextSwitchTo(old);
