@@ -1,5 +1,5 @@
 /*
- * delivery.c: handing a batch of records to librdkafka and tracking which of
+ * delivery.c: handing a chunk of records to librdkafka and tracking which of
  * them the broker acknowledged. A record counts as delivered only when its
  * delivery report carries no error and status PERSISTED.
  */
@@ -9,20 +9,20 @@
 
 #include "producer_internal.h"
 
-/* The message opaque packs the batch generation and the record index. */
+/* The message opaque packs the chunk generation and the record index. */
 #define OPAQUE_MAKE(gen, idx) ((void *) (uintptr_t) (((uint64_t) (gen) << 32) | (uint32_t) (idx)))
 #define OPAQUE_GEN(op) ((uint32_t) ((uint64_t) (uintptr_t) (op) >> 32))
 #define OPAQUE_IDX(op) ((int) ((uint64_t) (uintptr_t) (op) & 0xffffffffu))
 
 static void
-record_failure(RelayBatch *batch, int idx, int err, const char *text)
+record_failure(RelayChunk *chunk, int idx, int err, const char *text)
 {
-	batch->outcome[idx] = RELAY_FAILED;
-	batch->error[idx] = err;
-	if (batch->first_error == 0)
+	chunk->outcome[idx] = RELAY_FAILED;
+	chunk->error[idx] = err;
+	if (chunk->first_error == 0)
 	{
-		batch->first_error = err;
-		snprintf(batch->first_error_text, RELAY_ERRLEN, "%s", text);
+		chunk->first_error = err;
+		snprintf(chunk->first_error_text, RELAY_ERRLEN, "%s", text);
 	}
 }
 
@@ -30,49 +30,49 @@ void
 relay_delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
 	RelayProducer *p = opaque;
-	RelayBatch *batch = p->batch;
+	RelayChunk *chunk = p->chunk;
 	int			idx = OPAQUE_IDX(msg->_private);
 
 	(void) rk;
-	if (batch == NULL || OPAQUE_GEN(msg->_private) != p->generation ||
-		idx < 0 || idx >= batch->nrecords)
-		return;					/* report for a batch already given up on */
+	if (chunk == NULL || OPAQUE_GEN(msg->_private) != p->generation ||
+		idx < 0 || idx >= chunk->nrecords)
+		return;					/* report for a chunk already given up on */
 
-	batch->nreported++;
+	chunk->nreported++;
 	if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR &&
 		rd_kafka_message_status(msg) == RD_KAFKA_MSG_STATUS_PERSISTED)
 	{
-		batch->outcome[idx] = RELAY_DELIVERED;
+		chunk->outcome[idx] = RELAY_DELIVERED;
 		p->health.brokers_down = false;
 	}
 	else
-		record_failure(batch, idx,
+		record_failure(chunk, idx,
 					   msg->err ? msg->err : RD_KAFKA_RESP_ERR__FAIL,
 					   msg->err ? rd_kafka_err2str(msg->err) : "not persisted");
 }
 
 void
-relay_batch_init(RelayBatch *batch, int nrecords, RelayOutcome *outcome, int *error)
+relay_chunk_init(RelayChunk *chunk, int nrecords, RelayOutcome *outcome, int *error)
 {
-	memset(batch, 0, sizeof(*batch));
-	batch->nrecords = nrecords;
-	batch->outcome = outcome;
-	batch->error = error;
+	memset(chunk, 0, sizeof(*chunk));
+	chunk->nrecords = nrecords;
+	chunk->outcome = outcome;
+	chunk->error = error;
 	memset(outcome, 0, sizeof(RelayOutcome) * nrecords);
 	memset(error, 0, sizeof(int) * nrecords);
 }
 
 bool
-relay_batch_send(RelayProducer *p, RelayBatch *batch, const RelayRecord *records)
+relay_chunk_send(RelayProducer *p, RelayChunk *chunk, const RelayRecord *records)
 {
-	if (p->batch != batch)
+	if (p->chunk != chunk)
 	{
-		p->batch = batch;
+		p->chunk = chunk;
 		p->generation++;
 	}
-	while (batch->nsent < batch->nrecords)
+	while (chunk->nsent < chunk->nrecords)
 	{
-		const RelayRecord *r = &records[batch->nsent];
+		const RelayRecord *r = &records[chunk->nsent];
 		char		errbuf[RELAY_ERRLEN];
 		rd_kafka_headers_t *hdrs;
 		rd_kafka_resp_err_t err;
@@ -82,7 +82,7 @@ relay_batch_send(RelayProducer *p, RelayBatch *batch, const RelayRecord *records
 		hdrs = relay_headers_build(r->headers_json, r->id, errbuf, sizeof(errbuf));
 		if (hdrs == NULL)
 		{
-			record_failure(batch, batch->nsent, RD_KAFKA_RESP_ERR__BAD_MSG, errbuf);
+			record_failure(chunk, chunk->nsent, RD_KAFKA_RESP_ERR__BAD_MSG, errbuf);
 			return false;
 		}
 		err = rd_kafka_producev(p->rk,
@@ -92,7 +92,7 @@ relay_batch_send(RelayProducer *p, RelayBatch *batch, const RelayRecord *records
 								RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 								RD_KAFKA_V_TIMESTAMP(r->timestamp_ms),
 								RD_KAFKA_V_HEADERS(hdrs),
-								RD_KAFKA_V_OPAQUE(OPAQUE_MAKE(p->generation, batch->nsent)),
+								RD_KAFKA_V_OPAQUE(OPAQUE_MAKE(p->generation, chunk->nsent)),
 								RD_KAFKA_V_END);
 		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 		{
@@ -104,18 +104,18 @@ relay_batch_send(RelayProducer *p, RelayBatch *batch, const RelayRecord *records
 		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
 			rd_kafka_headers_destroy(hdrs);
-			record_failure(batch, batch->nsent, err, rd_kafka_err2str(err));
+			record_failure(chunk, chunk->nsent, err, rd_kafka_err2str(err));
 			return false;
 		}
-		batch->nsent++;
-		/* serve reports as we go so the queue drains during big batches */
+		chunk->nsent++;
+		/* serve reports as we go so the queue drains during big chunks */
 		rd_kafka_poll(p->rk, 0);
 	}
 	return true;
 }
 
 bool
-relay_batch_settled(const RelayBatch *batch)
+relay_chunk_settled(const RelayChunk *chunk)
 {
-	return batch->nreported >= batch->nsent;
+	return chunk->nreported >= chunk->nsent;
 }

@@ -16,7 +16,7 @@
  * Defaults that users may override through the property list. A finite
  * message timeout lets the relay notice an outage and back off instead of
  * waiting blind; linger is kept short because the relay already hands over
- * whole batches, and commit-to-Kafka latency matters more.
+ * whole chunks, and commit-to-Kafka latency matters more.
  */
 static const char *const default_properties[][2] = {
 	{"linger.ms", "1"},
@@ -177,7 +177,7 @@ relay_producer_destroy(RelayProducer *p)
 	/* Anything still queued is failed (reported) now, not sent later. */
 	rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 	rd_kafka_flush(p->rk, 2000);
-	p->batch = NULL;
+	p->chunk = NULL;
 	rd_kafka_destroy(p->rk);
 	free(p);
 }

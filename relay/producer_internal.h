@@ -9,8 +9,8 @@
 struct RelayProducer
 {
 	rd_kafka_t *rk;
-	RelayBatch *batch;			/* batch whose reports are expected */
-	uint32_t	generation;		/* bumped per batch; stale reports are ignored */
+	RelayChunk *chunk;			/* chunk whose reports are expected */
+	uint32_t	generation;		/* bumped per chunk; stale reports are ignored */
 	RelayHealth health;
 };
 

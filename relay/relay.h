@@ -88,7 +88,7 @@ typedef enum RelayOutcome
 	RELAY_FAILED				/* report carried an error: send again */
 } RelayOutcome;
 
-typedef struct RelayBatch
+typedef struct RelayChunk
 {
 	int			nrecords;
 	int			nsent;			/* records handed to librdkafka */
@@ -97,7 +97,7 @@ typedef struct RelayBatch
 	int		   *error;			/* nrecords rd_kafka_resp_err_t, for FAILED ones */
 	int			first_error;	/* rd_kafka_resp_err_t of first failure */
 	char		first_error_text[RELAY_ERRLEN];
-} RelayBatch;
+} RelayChunk;
 
 typedef struct RelayProducer RelayProducer;
 
@@ -127,16 +127,16 @@ extern void relay_producer_destroy(RelayProducer *producer);
 extern void relay_producer_poll(RelayProducer *producer, int timeout_ms);
 extern void relay_producer_health(RelayProducer *producer, RelayHealth *out);
 
-extern void relay_batch_init(RelayBatch *batch, int nrecords, RelayOutcome *outcome,
+extern void relay_chunk_init(RelayChunk *chunk, int nrecords, RelayOutcome *outcome,
 							 int *error);
 /*
- * Hands records [batch->nsent, nrecords) to librdkafka, stopping at the first
+ * Hands records [chunk->nsent, nrecords) to librdkafka, stopping at the first
  * one it refuses for good (that one is marked FAILED). A full local queue is
  * served by polling, not an error. Returns false if sending stopped early.
  */
-extern bool relay_batch_send(RelayProducer *producer, RelayBatch *batch,
+extern bool relay_chunk_send(RelayProducer *producer, RelayChunk *chunk,
 							 const RelayRecord *records);
 /* True once every sent record has its delivery report. */
-extern bool relay_batch_settled(const RelayBatch *batch);
+extern bool relay_chunk_settled(const RelayChunk *chunk);
 
 #endif							/* EDU_OUTBOX_RELAY_H */

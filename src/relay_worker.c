@@ -277,7 +277,7 @@ read_chunk(OutboxEvent **events)
 	}
 	outbox_dead_letters_refresh();
 	if (outbox_batch_begin(&batch))
-		n = outbox_batch_fetch(&batch, outbox_batch_size, chunk_cxt, events);
+		n = outbox_batch_fetch(&batch, outbox_chunk_max_events, chunk_cxt, events);
 	else if (batch.dirty)
 		outbox_batch_persist(&batch);
 	end_cycle_xact();
@@ -326,17 +326,17 @@ log_broker_health(void)
 
 /* Sends records and waits for their delivery reports (bounded at shutdown). */
 static void
-send_and_wait(const RelayRecord *records, int n, RelayBatch *rb)
+send_and_wait(const RelayRecord *records, int n, RelayChunk *rb)
 {
 	RelayOutcome *outcome = MemoryContextAlloc(chunk_cxt, sizeof(RelayOutcome) * Max(n, 1));
 	int		   *error = MemoryContextAlloc(chunk_cxt, sizeof(int) * Max(n, 1));
 	TimestampTz shutdown_at = 0;
 
-	relay_batch_init(rb, n, outcome, error);
+	relay_chunk_init(rb, n, outcome, error);
 	if (n == 0)
 		return;
 	pgstat_report_activity(STATE_RUNNING, psprintf("edu_outbox: sending %d events", n));
-	relay_batch_send(producer, rb, records);
+	relay_chunk_send(producer, rb, records);
 
 	for (;;)
 	{
@@ -344,7 +344,7 @@ send_and_wait(const RelayRecord *records, int n, RelayBatch *rb)
 
 		relay_producer_poll(producer, 50);
 		relay_producer_health(producer, &h);
-		if (relay_batch_settled(rb) || h.fatal)
+		if (relay_chunk_settled(rb) || h.fatal)
 			break;
 		log_broker_health();
 		if (ConfigReloadPending)
@@ -407,7 +407,7 @@ prepare_records(const OutboxEvent *events, int n, RelayRecord **records_out, int
  * dead letters; they are written with the next position.
  */
 static int
-handled_prefix(const OutboxEvent *events, int n, const int *sent, const RelayBatch *rb)
+handled_prefix(const OutboxEvent *events, int n, const int *sent, const RelayChunk *rb)
 {
 	int			i;
 
@@ -448,7 +448,7 @@ handled_prefix(const OutboxEvent *events, int n, const int *sent, const RelayBat
 
 /* Feeds the per-topic delivery counters of outbox_status(). */
 static void
-count_deliveries(const OutboxEvent *events, int n, const int *sent, const RelayBatch *rb)
+count_deliveries(const OutboxEvent *events, int n, const int *sent, const RelayChunk *rb)
 {
 	const char *topics[OUTBOX_MAX_TOPIC_STATS];
 	int			counts[OUTBOX_MAX_TOPIC_STATS];
@@ -486,7 +486,7 @@ relay_cycle(void)
 	OutboxEvent *events = NULL;
 	RelayRecord *records;
 	int		   *sent;
-	RelayBatch	rb;
+	RelayChunk	rb;
 	RelayHealth h;
 	int			n,
 				m,

@@ -14,7 +14,8 @@ char	   *outbox_brokers = NULL;
 char	   *outbox_database = NULL;
 char	   *outbox_kafka_properties = NULL;
 char	   *outbox_kafka_secrets_file = NULL;
-int			outbox_batch_size = 10000;
+int			outbox_chunk_max_events = 10000;
+int			outbox_chunk_max_bytes = 64 * 1024 * 1024;
 int			outbox_poll_interval_ms = 1000;
 int			outbox_max_payload_size = 1000000;
 int			outbox_final_flush_ms = 5000;
@@ -93,12 +94,21 @@ outbox_define_settings(void)
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
 
-	DefineCustomIntVariable("edu_outbox.batch_size",
-							"Most events the relay reads and sends per batch.",
+	DefineCustomIntVariable("edu_outbox.chunk_max_events",
+							"Most events the relay reads and sends together as one chunk.",
 							NULL,
-							&outbox_batch_size,
+							&outbox_chunk_max_events,
 							10000, 1, 100000,
 							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	/* bounds the relay's memory: a chunk is held once, by librdkafka, until acknowledged */
+	DefineCustomIntVariable("edu_outbox.chunk_max_bytes",
+							"Most bytes (payload, key and headers) the relay reads and sends together as one chunk.",
+							"A single event larger than this is still sent, alone.",
+							&outbox_chunk_max_bytes,
+							64 * 1024 * 1024, 1024, MaxAllocSize,
+							PGC_SIGHUP, GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("edu_outbox.poll_interval",
