@@ -3,6 +3,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -19,6 +21,7 @@ int			outbox_chunk_max_bytes = 64 * 1024 * 1024;
 int			outbox_poll_interval_ms = 1000;
 int			outbox_max_payload_size = 1000000;
 int			outbox_final_flush_ms = 5000;
+int			outbox_stall_timeout_ms = 60000;
 int			outbox_dead_letter_mode = DEAD_LETTER_PARK_KEY;
 
 static const struct config_enum_entry dead_letter_modes[] = {
@@ -132,6 +135,14 @@ outbox_define_settings(void)
 							NULL,
 							&outbox_final_flush_ms,
 							5000, 0, 600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("edu_outbox.stall_timeout",
+							"Time without delivery progress, while events are pending, after which the relay reports itself stalled.",
+							"outbox_status() then shows worker_state \"stalled\" and the reason in last_error.",
+							&outbox_stall_timeout_ms,
+							60000, 1000, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 

@@ -13,6 +13,7 @@ extern int	outbox_chunk_max_bytes;
 extern int	outbox_poll_interval_ms;
 extern int	outbox_max_payload_size;
 extern int	outbox_final_flush_ms;
+extern int	outbox_stall_timeout_ms;
 extern int	outbox_dead_letter_mode;
 
 /* Called from _PG_init, whether or not the library is preloaded. */
