@@ -2,11 +2,14 @@
  * relay_worker.c: the background worker that relays committed outbox rows
  * to Kafka.
  *
- * Each cycle is one transaction that records how far the previous chunk got,
- * opens a batch if needed and reads the next chunk; then, outside any
- * transaction, the chunk is sent and the worker waits for the broker's
- * acknowledgements. Only the acknowledged prefix counts as delivered: the
- * rest is read and sent again, so delivery is at least once and in order.
+ * A cycle is read -> send -> decide -> persist. read is one transaction
+ * that records how far the previous chunk got, opens a batch if needed and
+ * reads the next chunk; send hands it to the producer outside any
+ * transaction and waits for the broker's acknowledgements; decide
+ * (relay/decide.c) says what the reports mean; persist applies that, and the
+ * next read writes it. Only the handled prefix counts: the rest is read and
+ * sent again, so delivery is at least once and in order. Everything a cycle
+ * allocates lives in cycle_cxt, reset at the start of the next one.
  */
 #include "postgres.h"
 
