@@ -12,14 +12,19 @@
 
 #include "producer_internal.h"
 
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+
 /*
  * Defaults that users may override through the property list. A finite
  * message timeout lets the relay notice an outage and back off instead of
  * waiting blind; linger is kept short because the relay already hands over
- * whole batches, and commit-to-Kafka latency matters more.
+ * whole batches, and commit-to-Kafka latency matters more. message.max.bytes
+ * is the limit publish checks events against (limits.c).
  */
 static const char *const default_properties[][2] = {
 	{"linger.ms", "1"},
+	{"message.max.bytes", STRINGIFY(RELAY_MESSAGE_MAX_BYTES_DEFAULT)},
 	{"message.timeout.ms", "30000"},
 	{"socket.keepalive.enable", "true"},
 	{"log.connection.close", "false"},
