@@ -37,9 +37,10 @@ extern bool relay_properties_check(const char *list, char *errbuf, size_t errlen
 /* True for properties that carry credentials: only allowed in the secrets file. */
 extern bool relay_property_is_secret(const char *name);
 /*
- * Reads a secrets file: one name=value per line ('#' starts a comment; the
- * value is the rest of the line, so it may hold ';'). Calls fn per pair.
- * Errors name the file and line, never a value.
+ * Reads a secrets file: one name=value per line, of any length ('#' starts a
+ * comment; the value is the rest of the line, so it may hold ';'). Calls fn
+ * per pair. Errors name the file and line, never a value, nor a name
+ * librdkafka does not know (it may be a misplaced part of a secret).
  */
 extern bool relay_properties_read_file(const char *path, relay_property_fn fn,
 									   void *arg, char *errbuf, size_t errlen);

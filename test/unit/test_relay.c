@@ -455,6 +455,72 @@ test_headers(void)
 /* ------------------------------------------------------------------ */
 /* properties.c: the secrets file */
 
+/*
+ * A password longer than any line buffer (issue 8, finding 7): it is read
+ * whole, and no part of it (here the marker at its end) reaches an error
+ * text, neither the reader's nor the producer's.
+ */
+static void
+test_long_secret(const char *path)
+{
+	const char *marker = "LEAKMARK==";
+	size_t		len = 8200 + strlen(marker);
+	char	   *password = malloc(len + 1);
+	char		errbuf[RELAY_ERRLEN];
+	Collected	c = {0};
+	RelayProducer *p;
+	FILE	   *f;
+	bool		ok;
+
+	for (size_t i = 0; i < 8200; i++)
+		password[i] = 'a' + i % 26;
+	strcpy(password + 8200, marker);
+
+	f = fopen(path, "w");
+	fprintf(f, "sasl.username=relay\nsasl.password=%s\nsasl.mechanisms=PLAIN\n", password);
+	fclose(f);
+	errbuf[0] = '\0';
+	ok = relay_properties_read_file(path, collect, &c, errbuf, sizeof(errbuf));
+	check(ok && c.n == 3, "secrets file: an 8210-byte line is one pair (ok=%d, n=%d)", ok, c.n);
+	check(pair_is(&c, 1, "sasl.password", password),
+		  "secrets file: the whole 8210-byte password is used");
+	check(pair_is(&c, 2, "sasl.mechanisms", "PLAIN"), "secrets file: the line after it is read");
+	check(strstr(errbuf, marker) == NULL, "secrets file: the reader echoes no part of the password");
+	collected_reset(&c);
+
+	errbuf[0] = '\0';
+	p = relay_producer_create("127.0.0.1:1", "security.protocol=SASL_PLAINTEXT", path,
+							  errbuf, sizeof(errbuf));
+	check(p != NULL, "secrets file: a producer is created with the long password (%s)",
+		  p ? "ok" : "failed");
+	check(strstr(errbuf, "LEAKMARK") == NULL, "secrets file: producer errors echo no part of the password");
+	relay_producer_destroy(p);
+
+	/* a name librdkafka does not know may be part of a value: never echoed */
+	f = fopen(path, "w");
+	fprintf(f, "sasl.password=%.20s\n%s=rest\n", password, marker);
+	fclose(f);
+	errbuf[0] = '\0';
+	p = relay_producer_create("127.0.0.1:1", NULL, path, errbuf, sizeof(errbuf));
+	check(p == NULL && strstr(errbuf, "line 2") != NULL,
+		  "secrets file: an unknown property is reported by line (%s)", errbuf);
+	check(strstr(errbuf, "LEAKMARK") == NULL, "secrets file: an unknown name is not echoed");
+	relay_producer_destroy(p);
+
+	/* a known name is, since it says which line to fix */
+	f = fopen(path, "w");
+	fprintf(f, "sasl.password=x\nsocket.timeout.ms=NOPE%s\n", marker);
+	fclose(f);
+	errbuf[0] = '\0';
+	p = relay_producer_create("127.0.0.1:1", NULL, path, errbuf, sizeof(errbuf));
+	check(p == NULL && strstr(errbuf, "socket.timeout.ms") != NULL,
+		  "secrets file: a bad value of a known property names the property (%s)", errbuf);
+	check(strstr(errbuf, "LEAKMARK") == NULL && strstr(errbuf, "NOPE") == NULL,
+		  "secrets file: the bad value is not echoed");
+	relay_producer_destroy(p);
+	free(password);
+}
+
 static void
 test_secrets_file(void)
 {
@@ -481,6 +547,8 @@ test_secrets_file(void)
 	check(strstr(errbuf, "hunter2") == NULL && strstr(errbuf, "fine") == NULL,
 		  "secrets file: the error echoes no value");
 	collected_reset(&c);
+
+	test_long_secret(path);
 
 	unlink(path);
 	ok = relay_properties_read_file(path, collect, &c, errbuf, sizeof(errbuf));
