@@ -123,6 +123,13 @@ typedef struct RelayBatch
 
 typedef struct RelayProducer RelayProducer;
 
+/*
+ * The producer's default topic.metadata.propagation.max.ms: how long an event
+ * for a topic the broker does not know waits before it fails (and so, since
+ * the relay settles a chunk before the next, how long it holds back others).
+ */
+#define RELAY_REFUSED_TOPIC_WAIT_MS 5000
+
 /* Connection state seen through librdkafka's error and stats callbacks. */
 typedef struct RelayHealth
 {

@@ -18,6 +18,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "relay.h"
+#include "producer_internal.h"
 
 static int	ntests = 0;
 static int	nfailed = 0;
@@ -521,6 +522,60 @@ test_long_secret(const char *path)
 	free(password);
 }
 
+/* The producer's value of a property, as librdkafka will use it. */
+static const char *
+producer_property(RelayProducer *p, const char *name)
+{
+	static char value[256];
+	size_t		size = sizeof(value);
+
+	if (p == NULL ||
+		rd_kafka_conf_get(rd_kafka_conf(p->rk), name, value, &size) != RD_KAFKA_CONF_OK)
+		return "";
+	return value;
+}
+
+/*
+ * Defaults the relay sets on its producer: an event for a topic Kafka
+ * refuses must not hold back everyone for librdkafka's 30 s (issue 8,
+ * finding 4), and message.max.bytes must leave room for an event at the
+ * default size limits (finding 3). Both stay overridable.
+ */
+static void
+test_producer_defaults(void)
+{
+	char		errbuf[RELAY_ERRLEN];
+	RelayProducer *p;
+	int			wait_ms;
+
+	p = relay_producer_create("127.0.0.1:1", NULL, NULL, errbuf, sizeof(errbuf));
+	wait_ms = atoi(producer_property(p, "topic.metadata.propagation.max.ms"));
+	check(wait_ms > 0 && wait_ms <= 5000,
+		  "producer: an unknown topic's events fail within 5 s (topic.metadata.propagation.max.ms=%d)", wait_ms);
+	check(atoi(producer_property(p, "message.max.bytes")) == RELAY_MESSAGE_MAX_BYTES_DEFAULT,
+		  "producer: message.max.bytes is the limit publish checks against (%s)",
+		  producer_property(p, "message.max.bytes"));
+	check(RELAY_MESSAGE_MAX_BYTES_DEFAULT >=
+		  (int) relay_record_max_size(8192, 1000000, 32768, 64),
+		  "limits: an event at the default limits fits the producer's message.max.bytes");
+	/* the record bound includes its batch's header: a batch of one fits as well */
+	check(RELAY_MESSAGE_MAX_BYTES_DEFAULT <= 1048588,
+		  "limits: the producer's batches fit a default broker's message.max.bytes");
+	relay_producer_destroy(p);
+
+	p = relay_producer_create("127.0.0.1:1",
+							  "topic.metadata.propagation.max.ms=20000; message.max.bytes=3000000",
+							  NULL, errbuf, sizeof(errbuf));
+	check(atoi(producer_property(p, "topic.metadata.propagation.max.ms")) == 20000 &&
+		  atoi(producer_property(p, "message.max.bytes")) == 3000000,
+		  "producer: both defaults can be overridden");
+	relay_producer_destroy(p);
+	check(relay_message_max_bytes(NULL) == RELAY_MESSAGE_MAX_BYTES_DEFAULT &&
+		  relay_message_max_bytes("linger.ms=5") == RELAY_MESSAGE_MAX_BYTES_DEFAULT &&
+		  relay_message_max_bytes("linger.ms=5; message.max.bytes = 2000000") == 2000000,
+		  "limits: message.max.bytes is read from the property list");
+}
+
 static void
 test_secrets_file(void)
 {
@@ -564,6 +619,7 @@ main(void)
 	test_properties_foreach();
 	test_properties_check();
 	test_secrets_file();
+	test_producer_defaults();
 	test_headers();
 	printf("1..%d\n", ntests);
 	return nfailed == 0 ? 0 : 1;
