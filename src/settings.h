@@ -12,6 +12,11 @@ extern int	outbox_chunk_max_events;
 extern int	outbox_chunk_max_bytes;
 extern int	outbox_poll_interval_ms;
 extern int	outbox_max_payload_size;
+extern int	outbox_max_key_size;
+extern int	outbox_max_headers_size;
+extern int	outbox_max_headers_count;
+/* message.max.bytes of the relay's producer, from kafka_properties: the record limit publish checks */
+extern int	outbox_message_max_bytes;
 extern int	outbox_final_flush_ms;
 extern int	outbox_stall_timeout_ms;
 extern int	outbox_dead_letter_mode;
