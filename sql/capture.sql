@@ -81,7 +81,7 @@ CREATE TABLE enrollment (
     note      text,
     PRIMARY KEY (user_id, course_id)
 );
-SELECT outbox_capture_table('enrollment', 'cap-enroll', include => ARRAY['status', 'user_id'],
+SELECT outbox_capture_table('enrollment', 'cap-enroll', include => ARRAY['status', 'user_id', 'course_id'],
                             ops => ARRAY['insert', 'delete']);
 TRUNCATE edu_outbox.outbox;
 INSERT INTO enrollment VALUES (7, 'SQL-101', 'active', 'private note');
@@ -173,3 +173,30 @@ SELECT count(*) AS visible_rows FROM outbox_events;
 SELECT topic, key, payload, headers FROM captured WHERE topic = 'cap-view';
 INSERT INTO outbox_events (topic, payload) VALUES ('bad topic', '{}');
 INSERT INTO outbox_events (topic, payload, headers) VALUES ('cap-view', '{}', '{"n": 1}');
+
+-- Issue 9: an excluded column appears nowhere in the record.
+-- 1. Not in the key: a key or primary key column that is not sent is refused,
+--    and an empty key list gives records without a key.
+CREATE TABLE citizens (ssn text PRIMARY KEY, name text, "passwordHash" text);
+SELECT outbox_capture_table('citizens', 'cap-cit', exclude => ARRAY['ssn']);
+SELECT outbox_capture_table('citizens', 'cap-cit', key => ARRAY['passwordHash'],
+                            exclude => ARRAY['passwordHash']);
+SELECT outbox_capture_table('citizens', 'cap-cit', include => ARRAY['name']);
+SELECT outbox_capture_table('citizens', 'cap-cit', key => ARRAY['name'], include => ARRAY['ssn']);
+SELECT outbox_capture_table('citizens', 'cap-cit', key => ARRAY[]::text[],
+                            exclude => ARRAY['ssn', 'passwordHash']);
+SELECT outbox_capture_table('citizens', 'cap-cit-by-name', key => ARRAY['name'],
+                            exclude => ARRAY['ssn', 'passwordHash']);
+TRUNCATE edu_outbox.outbox;
+INSERT INTO citizens VALUES ('123-45-6789', 'Ann', 'hunter2');
+UPDATE citizens SET name = 'Anne';
+DELETE FROM citizens;
+SELECT topic, key, payload, headers FROM captured ORDER BY topic, payload->>'op';
+SELECT count(*) AS leaked FROM edu_outbox.outbox
+WHERE concat(key, payload::text, headers::text) ~ '123-45-6789|hunter2|ssn|passwordHash';
+-- a trigger created by hand is checked when it fires
+CREATE TRIGGER by_hand AFTER INSERT ON citizens
+    FOR EACH ROW EXECUTE FUNCTION outbox_capture('cap-cit', 'exclude=ssn');
+INSERT INTO citizens VALUES ('987-65-4321', 'Bob', NULL);
+DROP TRIGGER by_hand ON citizens;
+SELECT outbox_uncapture_table('citizens') AS dropped;

@@ -218,6 +218,7 @@ parse_capture_options(Relation rel, int nargs, char **args, CaptureOptions *opts
 	int			nexclude = 0,
 				ninclude = 0;
 	bool	   *sent;
+	bool		key_given = false;
 	text	   *topic;
 
 	memset(opts, 0, sizeof(*opts));
@@ -247,7 +248,12 @@ parse_capture_options(Relation rel, int nargs, char **args, CaptureOptions *opts
 		name = pnstrdup(args[i], eq - args[i]);
 		value = eq + 1;
 		if (strcmp(name, "key") == 0)
-			opts->nkeys = parse_columns(rel, name, value, &opts->key_attnums);
+		{
+			/* an empty list asks for records without a key */
+			key_given = true;
+			opts->nkeys = value[0] == '\0' ? 0 :
+				parse_columns(rel, name, value, &opts->key_attnums);
+		}
 		else if (strcmp(name, "exclude") == 0)
 			nexclude = parse_columns(rel, name, value, &exclude);
 		else if (strcmp(name, "include") == 0)
@@ -267,19 +273,6 @@ parse_capture_options(Relation rel, int nargs, char **args, CaptureOptions *opts
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("outbox_capture() options \"include\" and \"exclude\" cannot be combined")));
 
-	if (opts->nkeys == 0)
-		opts->nkeys = primary_key_columns(rel, &opts->key_attnums);
-	opts->key_out = palloc(sizeof(FmgrInfo) * Max(opts->nkeys, 1));
-	for (int i = 0; i < opts->nkeys; i++)
-	{
-		Oid			typoutput;
-		bool		varlena;
-
-		getTypeOutputInfo(TupleDescAttr(desc, opts->key_attnums[i] - 1)->atttypid,
-						  &typoutput, &varlena);
-		fmgr_info(typoutput, &opts->key_out[i]);
-	}
-
 	/* Sent columns: all live ones, minus exclude, or only include. */
 	sent = palloc0(sizeof(bool) * (desc->natts + 1));
 	for (int i = 0; i < desc->natts; i++)
@@ -288,6 +281,33 @@ parse_capture_options(Relation rel, int nargs, char **args, CaptureOptions *opts
 		sent[exclude[i]] = false;
 	for (int i = 0; i < ninclude; i++)
 		sent[include[i]] = true;
+
+	/*
+	 * The key is part of the record: a column that is not sent must not
+	 * reach Kafka through it either, whether it was named in key= or is part
+	 * of the primary key used by default.
+	 */
+	if (!key_given)
+		opts->nkeys = primary_key_columns(rel, &opts->key_attnums);
+	opts->key_out = palloc(sizeof(FmgrInfo) * Max(opts->nkeys, 1));
+	for (int i = 0; i < opts->nkeys; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, opts->key_attnums[i] - 1);
+		Oid			typoutput;
+		bool		varlena;
+
+		if (!sent[opts->key_attnums[i]])
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("key column \"%s\" of relation \"%s\" is not sent",
+							NameStr(att->attname), RelationGetRelationName(rel)),
+					 key_given ?
+					 errdetail("Option \"key\" of outbox_capture() names a column that options \"exclude\" or \"include\" keep out of the event.") :
+					 errdetail("The Kafka key defaults to the primary key, and options \"exclude\" or \"include\" keep this primary key column out of the event."),
+					 errhint("Name key columns that are sent with option \"key\", or pass an empty key list (key=) for records without a key.")));
+		getTypeOutputInfo(att->atttypid, &typoutput, &varlena);
+		fmgr_info(typoutput, &opts->key_out[i]);
+	}
 
 	opts->col_attnums = palloc(sizeof(AttrNumber) * Max(desc->natts, 1));
 	for (int i = 1; i <= desc->natts; i++)
