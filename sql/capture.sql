@@ -200,3 +200,19 @@ CREATE TRIGGER by_hand AFTER INSERT ON citizens
 INSERT INTO citizens VALUES ('987-65-4321', 'Bob', NULL);
 DROP TRIGGER by_hand ON citizens;
 SELECT outbox_uncapture_table('citizens') AS dropped;
+
+-- 2. Repeated options: lists (key, exclude, include, ops) are merged in
+--    order, skip_unchanged twice is refused; nothing is silently dropped.
+CREATE TABLE accounts (id int PRIMARY KEY, region text, email text, password text, ssn text);
+CREATE TRIGGER repeated AFTER INSERT OR UPDATE ON accounts
+    FOR EACH ROW EXECUTE FUNCTION outbox_capture('cap-acc', 'exclude=password', 'exclude=ssn',
+                                                 'key=region', 'key=id', 'ops=insert', 'ops=update');
+TRUNCATE edu_outbox.outbox;
+INSERT INTO accounts VALUES (1, 'eu', 'a@x.edu', 'hunter2', '123-45-6789');
+UPDATE accounts SET email = 'b@x.edu';
+SELECT key, payload->>'op' AS op, payload->'data' AS data FROM captured;
+DROP TRIGGER repeated ON accounts;
+SELECT outbox_capture_check('accounts', 'cap-acc', ARRAY['include=id', 'include=email']);
+SELECT outbox_capture_check('accounts', 'cap-acc', ARRAY['skip_unchanged=true', 'skip_unchanged=false']);
+SELECT outbox_capture_check('accounts', 'cap-acc', ARRAY['key=id', 'key=id']);
+SELECT outbox_capture_check('accounts', 'cap-acc', ARRAY['include=id', 'exclude=ssn']);

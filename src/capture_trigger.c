@@ -90,17 +90,20 @@ invalidate_capture_cache(Datum arg, Oid relid)
 			entry->valid = false;
 }
 
-/* Splits "a,b,c" into column numbers of rel; unknown names are an error. */
+/*
+ * Appends the columns of "a,b,c" to *attnums (n so far, returns the new
+ * count); unknown names are an error. A list option given several times
+ * thus names the columns of all its occurrences.
+ */
 static int
-parse_columns(Relation rel, const char *option, const char *list, AttrNumber **attnums)
+parse_columns(Relation rel, const char *option, const char *list, AttrNumber **attnums, int n)
 {
 	char	   *copy = pstrdup(list);
 	char	   *tok,
 			   *save = NULL;
-	int			n = 0;
+	int			first = n;
 	TupleDesc	desc = RelationGetDescr(rel);
 
-	*attnums = palloc(sizeof(AttrNumber) * (desc->natts + 1));
 	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
 	{
 		AttrNumber	attnum = InvalidAttrNumber;
@@ -119,10 +122,11 @@ parse_columns(Relation rel, const char *option, const char *list, AttrNumber **a
 							tok, RelationGetRelationName(rel)),
 					 errdetail("Option \"%s\" of outbox_capture() names it.", option),
 					 errhint("Column names are matched exactly, including case, and separated by commas.")));
-		if (n < desc->natts)
-			(*attnums)[n++] = attnum;
+		*attnums = *attnums ? repalloc(*attnums, sizeof(AttrNumber) * (n + 1))
+			: palloc(sizeof(AttrNumber) * (n + 1));
+		(*attnums)[n++] = attnum;
 	}
-	if (n == 0)
+	if (n == first)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"%s\" of outbox_capture() names no column", option)));
@@ -141,6 +145,7 @@ parse_bool_option(const char *option, const char *value)
 	return result;
 }
 
+/* Adds the operations of "insert,update" to ops. */
 static void
 parse_ops(const char *value, bool *ops)
 {
@@ -148,7 +153,6 @@ parse_ops(const char *value, bool *ops)
 	char	   *tok,
 			   *save = NULL;
 
-	memset(ops, 0, sizeof(bool) * NUM_OPS);
 	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
 	{
 		int			i;
@@ -219,6 +223,8 @@ parse_capture_options(Relation rel, int nargs, char **args, CaptureOptions *opts
 				ninclude = 0;
 	bool	   *sent;
 	bool		key_given = false;
+	bool		ops_given = false;
+	bool		skip_unchanged_given = false;
 	text	   *topic;
 
 	memset(opts, 0, sizeof(*opts));
@@ -251,17 +257,30 @@ parse_capture_options(Relation rel, int nargs, char **args, CaptureOptions *opts
 		{
 			/* an empty list asks for records without a key */
 			key_given = true;
-			opts->nkeys = value[0] == '\0' ? 0 :
-				parse_columns(rel, name, value, &opts->key_attnums);
+			if (value[0] != '\0')
+				opts->nkeys = parse_columns(rel, name, value, &opts->key_attnums, opts->nkeys);
 		}
 		else if (strcmp(name, "exclude") == 0)
-			nexclude = parse_columns(rel, name, value, &exclude);
+			nexclude = parse_columns(rel, name, value, &exclude, nexclude);
 		else if (strcmp(name, "include") == 0)
-			ninclude = parse_columns(rel, name, value, &include);
+			ninclude = parse_columns(rel, name, value, &include, ninclude);
 		else if (strcmp(name, "ops") == 0)
+		{
+			if (!ops_given)
+				memset(opts->ops, 0, sizeof(opts->ops));
+			ops_given = true;
 			parse_ops(value, opts->ops);
+		}
 		else if (strcmp(name, "skip_unchanged") == 0)
+		{
+			/* two values cannot be merged: refuse rather than keep one */
+			if (skip_unchanged_given)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"%s\" of outbox_capture() is given more than once", name)));
+			skip_unchanged_given = true;
 			opts->skip_unchanged = parse_bool_option(name, value);
+		}
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -289,6 +308,13 @@ parse_capture_options(Relation rel, int nargs, char **args, CaptureOptions *opts
 	 */
 	if (!key_given)
 		opts->nkeys = primary_key_columns(rel, &opts->key_attnums);
+	for (int i = 0; i < opts->nkeys; i++)
+		for (int j = 0; j < i; j++)
+			if (opts->key_attnums[i] == opts->key_attnums[j])
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("column \"%s\" appears more than once in option \"key\" of outbox_capture()",
+								NameStr(TupleDescAttr(desc, opts->key_attnums[i] - 1)->attname))));
 	opts->key_out = palloc(sizeof(FmgrInfo) * Max(opts->nkeys, 1));
 	for (int i = 0; i < opts->nkeys; i++)
 	{
