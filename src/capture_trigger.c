@@ -4,7 +4,8 @@
  * same transaction as the write.
  *
  * Trigger arguments: the topic, then options as name=value strings
- * (column lists are comma-separated, names exactly as in the catalog):
+ * (column lists are comma-separated, names exactly as in the catalog or in
+ * double quotes, see next_column_name):
  *   key=col[,col]        Kafka key columns (default: the primary key)
  *   exclude=col[,col]    columns never sent (e.g. passwordHash)
  *   include=col[,col]    send only these columns
@@ -91,20 +92,76 @@ invalidate_capture_cache(Datum arg, Oid relid)
 }
 
 /*
- * Appends the columns of "a,b,c" to *attnums (n so far, returns the new
- * count); unknown names are an error. A list option given several times
- * thus names the columns of all its occurrences.
+ * Next column name of a list, or NULL at its end; *pos advances past it.
+ * A name is either written as is (up to the next comma, case kept) or in
+ * double quotes with "" for a quote inside, so that any identifier - "a,b",
+ * " x", "say ""hi""" - round-trips; outbox_capture_table() quotes them all.
+ */
+static char *
+next_column_name(const char *option, const char **pos)
+{
+	const char *p = *pos;
+	StringInfoData name;
+
+	if (*p == '\0')
+		return NULL;
+	initStringInfo(&name);
+	if (*p == '"')
+	{
+		for (p++;; p++)
+		{
+			if (*p == '\0')
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("unterminated quoted column name in option \"%s\" of outbox_capture()", option)));
+			if (*p == '"')
+			{
+				if (p[1] != '"')
+					break;
+				p++;
+			}
+			appendStringInfoChar(&name, *p);
+		}
+		p++;
+		if (*p != ',' && *p != '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid column list in option \"%s\" of outbox_capture()", option),
+					 errdetail("A quoted column name must be followed by a comma or the end of the list.")));
+	}
+	else
+		for (; *p != ',' && *p != '\0'; p++)
+			appendStringInfoChar(&name, *p);
+	if (name.len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("empty column name in option \"%s\" of outbox_capture()", option)));
+	if (*p == ',')
+	{
+		p++;
+		if (*p == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("empty column name in option \"%s\" of outbox_capture()", option)));
+	}
+	*pos = p;
+	return name.data;
+}
+
+/*
+ * Appends the columns of a list (see next_column_name) to *attnums (n so
+ * far, returns the new count); unknown names are an error. A list option
+ * given several times thus names the columns of all its occurrences.
  */
 static int
 parse_columns(Relation rel, const char *option, const char *list, AttrNumber **attnums, int n)
 {
-	char	   *copy = pstrdup(list);
-	char	   *tok,
-			   *save = NULL;
+	const char *pos = list;
+	char	   *tok;
 	int			first = n;
 	TupleDesc	desc = RelationGetDescr(rel);
 
-	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+	while ((tok = next_column_name(option, &pos)) != NULL)
 	{
 		AttrNumber	attnum = InvalidAttrNumber;
 
@@ -121,7 +178,7 @@ parse_columns(Relation rel, const char *option, const char *list, AttrNumber **a
 					 errmsg("column \"%s\" of relation \"%s\" does not exist",
 							tok, RelationGetRelationName(rel)),
 					 errdetail("Option \"%s\" of outbox_capture() names it.", option),
-					 errhint("Column names are matched exactly, including case, and separated by commas.")));
+					 errhint("Column names are matched exactly, including case; write a name that holds a comma or starts with a double quote in double quotes.")));
 		*attnums = *attnums ? repalloc(*attnums, sizeof(AttrNumber) * (n + 1))
 			: palloc(sizeof(AttrNumber) * (n + 1));
 		(*attnums)[n++] = attnum;
