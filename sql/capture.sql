@@ -246,3 +246,52 @@ SELECT outbox_capture_check('odd', 'cap-odd', ARRAY['exclude=a,']);
 SELECT outbox_capture_check('odd', 'cap-odd', ARRAY['exclude=""']);
 SELECT outbox_capture_table('odd', 'cap-odd', exclude => ARRAY['a', NULL]);
 SELECT outbox_capture_table('odd', 'cap-odd', exclude => ARRAY['A']);
+
+-- 5. Topics sharing a 63-byte prefix get triggers of their own; capturing
+--    a topic again replaces its own trigger; a name taken by another
+--    trigger is refused.
+CREATE TABLE account (id int PRIMARY KEY, email text);
+SELECT outbox_capture_table('account', 'com.example.platform.identity.domain-events.v1.account.created') AS created;
+SELECT outbox_capture_table('account', 'com.example.platform.identity.domain-events.v1.account.audit-log') AS audit;
+SELECT outbox_capture_table('account', 'com.example.platform.identity.domain-events.v1.account.created',
+                            ops => ARRAY['insert']) AS created_again;
+SELECT tgname, octet_length(tgname) AS bytes, split_part(encode(tgargs, 'escape'), '\000', 1) AS topic
+FROM pg_trigger WHERE tgrelid = 'account'::regclass ORDER BY tgname;
+TRUNCATE edu_outbox.outbox;
+INSERT INTO account VALUES (1, 'a@x.edu');
+SELECT topic FROM edu_outbox.outbox ORDER BY topic;
+SELECT outbox_uncapture_table('account', 'com.example.platform.identity.domain-events.v1.account.created') AS dropped;
+SELECT outbox_uncapture_table('account', 'com.example.platform.identity.domain-events.v1.account.audit-log') AS dropped;
+CREATE TRIGGER "outbox_capture_cap-acc" AFTER INSERT ON account
+    FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();
+SELECT outbox_capture_table('account', 'cap-acc');
+DROP TRIGGER "outbox_capture_cap-acc" ON account;
+
+-- 6. Partitioned tables: events name the table the application wrote to.
+CREATE TABLE events (id int, region text, body text, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+CREATE TABLE events_p_eu PARTITION OF events FOR VALUES IN ('eu');
+CREATE TABLE events_p_us PARTITION OF events FOR VALUES IN ('us') PARTITION BY LIST (region);
+CREATE TABLE events_p_us_all PARTITION OF events_p_us DEFAULT;
+SELECT outbox_capture_table('events', 'cap-events', exclude => ARRAY['body']);
+CREATE TABLE events_p_asia PARTITION OF events FOR VALUES IN ('asia');
+TRUNCATE edu_outbox.outbox;
+INSERT INTO events VALUES (1, 'eu', 'x'), (2, 'us', 'y'), (3, 'asia', 'z');
+INSERT INTO events_p_eu VALUES (4, 'eu', 'w');
+UPDATE events SET region = 'us' WHERE id = 1;
+SELECT key, payload->>'op' AS op, payload->>'schema' AS schema, payload->>'table' AS "table",
+       payload->'data' AS data, headers FROM captured;
+-- renaming the partitioned table renames it in the partitions' events too
+ALTER TABLE events RENAME TO events_renamed;
+TRUNCATE edu_outbox.outbox;
+INSERT INTO events_renamed VALUES (5, 'eu', 'v');
+SELECT payload->>'table' AS "table", headers FROM captured;
+DROP TABLE events_renamed;
+-- bad operations are reported as such
+SELECT outbox_capture_table('account', 'cap-acc', ops => ARRAY['']);
+SELECT outbox_capture_table('account', 'cap-acc', ops => ARRAY['insert,update']);
+SELECT outbox_capture_table('account', 'cap-acc', ops => ARRAY['insert', NULL]);
+SELECT outbox_capture_check('account', 'cap-acc', ARRAY['ops=']);
+SELECT outbox_capture_check('account', 'cap-acc', ARRAY['ops=insert,,update']);
+SELECT outbox_capture_table('account', 'cap-acc', ops => ARRAY['Insert', 'insert', 'DELETE']);
+SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'account'::regclass;
+SELECT outbox_uncapture_table('account') AS dropped;

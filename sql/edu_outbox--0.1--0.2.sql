@@ -8,7 +8,9 @@
 
 -- ---------------------------------------------------------------------------
 -- Issue 9, privacy of captured rows: column names are quoted in the trigger
--- arguments, so that any identifier round-trips ("a,b", mixed case, spaces).
+-- arguments, so that any identifier round-trips ("a,b", mixed case, spaces);
+-- every operation is checked; one trigger per table and topic, with a name
+-- that stays unique when topics share a long prefix.
 
 CREATE OR REPLACE FUNCTION @extschema@.outbox_capture_table(
     tbl            regclass,
@@ -25,7 +27,9 @@ AS $$
 DECLARE
     args     text[] := ARRAY[]::text[];
     events   text[] := ARRAY[]::text[];
-    trg      name;
+    trg      text;
+    other    text;
+    op       text;
 BEGIN
     IF array_position(key, NULL) IS NOT NULL OR array_position(exclude, NULL) IS NOT NULL
        OR array_position(include, NULL) IS NOT NULL THEN
@@ -37,6 +41,15 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Pass ops => ARRAY[''insert'', ''update'', ''delete''] or a subset.';
     END IF;
+    FOREACH op IN ARRAY ops LOOP
+        IF op IS NULL OR lower(op) NOT IN ('insert', 'update', 'delete') THEN
+            RAISE EXCEPTION 'unknown operation % in ops of outbox_capture_table()',
+                            coalesce(quote_literal(op), 'NULL')
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Each element of ops is one of ''insert'', ''update'' and ''delete''.';
+        END IF;
+        IF NOT upper(op) = ANY (events) THEN events := events || upper(op); END IF;
+    END LOOP;
     -- each name in double quotes ("" inside), as outbox_capture() parses them
     IF key IS NOT NULL THEN
         args := args || ('key=' || array_to_string(
@@ -54,11 +67,33 @@ BEGIN
                  || ('skip_unchanged=' || skip_unchanged::text);
     PERFORM @extschema@.outbox_capture_check(tbl, topic, args);
 
-    IF 'insert' = ANY (lower(ops::text)::text[]) THEN events := events || 'INSERT'::text; END IF;
-    IF 'update' = ANY (lower(ops::text)::text[]) THEN events := events || 'UPDATE'::text; END IF;
-    IF 'delete' = ANY (lower(ops::text)::text[]) THEN events := events || 'DELETE'::text; END IF;
 
-    trg := left('outbox_capture_' || topic, 63);
+    -- Recapturing a topic replaces its trigger, whatever its name. A new
+    -- trigger is outbox_capture_<topic>; when that exceeds the 63 bytes of
+    -- a name, the topic is cut and a hash of the whole topic keeps the name
+    -- unique. A name taken by another trigger is refused, never replaced.
+    SELECT t.tgname INTO trg FROM pg_trigger AS t
+    WHERE t.tgrelid = tbl AND NOT t.tgisinternal
+      AND t.tgfoid = '@extschema@.outbox_capture()'::regprocedure
+      AND split_part(encode(t.tgargs, 'escape'), '\000', 1) = topic
+    ORDER BY t.oid LIMIT 1;
+    IF trg IS NULL THEN
+        trg := 'outbox_capture_' || topic;
+        IF octet_length(trg) > 63 THEN
+            trg := left(trg, 54) || '_' || left(md5(topic), 8);
+        END IF;
+        SELECT CASE WHEN t.tgfoid = '@extschema@.outbox_capture()'::regprocedure
+                    THEN split_part(encode(t.tgargs, 'escape'), '\000', 1) END
+          INTO other
+        FROM pg_trigger AS t WHERE t.tgrelid = tbl AND t.tgname = trg;
+        IF FOUND THEN
+            RAISE EXCEPTION 'trigger "%" on table % already exists', trg, tbl
+                USING ERRCODE = 'duplicate_object',
+                      DETAIL = CASE WHEN other IS NULL THEN 'It is not an outbox_capture() trigger.'
+                                    ELSE format('It captures the table for topic "%s".', other) END,
+                      HINT = 'Drop or rename that trigger, then capture again.';
+        END IF;
+    END IF;
     EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER %s ON %s FOR EACH ROW EXECUTE FUNCTION %I.outbox_capture(%s)',
                    trg, array_to_string(events, ' OR '), tbl, '@extschema@',
                    (SELECT string_agg(quote_literal(a), ', ')

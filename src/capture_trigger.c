@@ -20,6 +20,9 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "fmgr.h"
@@ -36,6 +39,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/varlena.h"
 
 PG_FUNCTION_INFO_V1(outbox_capture);
 PG_FUNCTION_INFO_V1(outbox_capture_check);
@@ -70,6 +74,7 @@ typedef struct CaptureCacheEntry
 {
 	Oid			tgoid;			/* hash key */
 	Oid			relid;
+	Oid			rootid;			/* the captured table (see captured_table) */
 	bool		valid;
 	MemoryContext cxt;
 	CaptureOptions opts;
@@ -87,7 +92,7 @@ invalidate_capture_cache(Datum arg, Oid relid)
 		return;
 	hash_seq_init(&status, capture_cache);
 	while ((entry = hash_seq_search(&status)) != NULL)
-		if (relid == InvalidOid || entry->relid == relid)
+		if (relid == InvalidOid || entry->relid == relid || entry->rootid == relid)
 			entry->valid = false;
 }
 
@@ -206,12 +211,17 @@ parse_bool_option(const char *option, const char *value)
 static void
 parse_ops(const char *value, bool *ops)
 {
-	char	   *copy = pstrdup(value);
-	char	   *tok,
-			   *save = NULL;
+	List	   *names = NIL;
+	ListCell   *lc;
 
-	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+	if (!SplitIdentifierString(pstrdup(value), ',', &names) || names == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid list of operations \"%s\" in option \"ops\" of outbox_capture()", value),
+				 errhint("Use a comma-separated list of insert, update and delete.")));
+	foreach(lc, names)
 	{
+		const char *tok = lfirst(lc);
 		int			i;
 
 		for (i = 0; i < NUM_OPS; i++)
@@ -270,8 +280,50 @@ event_type_headers(const char *table, const char *op)
  * memory context). Every problem is reported here, so outbox_capture_check()
  * can reject a bad definition before the trigger is created.
  */
+/*
+ * The table a capture was defined on. A trigger on a partitioned table is
+ * cloned to each partition and fires there; the event names the table the
+ * application wrote to, so follow the clone's parents up to the root.
+ */
+static Oid
+captured_table(Trigger *trigger, Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+	Oid			tgoid = trigger->tgoid;
+	Relation	tgrel;
+
+	if (!trigger->tgisclone)
+		return relid;
+	tgrel = table_open(TriggerRelationId, AccessShareLock);
+	while (OidIsValid(tgoid))
+	{
+		ScanKeyData key;
+		SysScanDesc scan;
+		HeapTuple	tup;
+
+		ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber, F_OIDEQ,
+					ObjectIdGetDatum(tgoid));
+		scan = systable_beginscan(tgrel, TriggerOidIndexId, true, NULL, 1, &key);
+		tup = systable_getnext(scan);
+		if (HeapTupleIsValid(tup))
+		{
+			relid = ((Form_pg_trigger) GETSTRUCT(tup))->tgrelid;
+			tgoid = ((Form_pg_trigger) GETSTRUCT(tup))->tgparentid;
+		}
+		else
+			tgoid = InvalidOid;
+		systable_endscan(scan);
+	}
+	table_close(tgrel, AccessShareLock);
+	return relid;
+}
+
+/*
+ * rootid is the captured table, whose name the events carry; rel is the
+ * table the trigger fires on (rootid itself or one of its partitions).
+ */
 static void
-parse_capture_options(Relation rel, int nargs, char **args, CaptureOptions *opts)
+parse_capture_options(Relation rel, Oid rootid, int nargs, char **args, CaptureOptions *opts)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	AttrNumber *exclude = NULL,
@@ -406,8 +458,8 @@ parse_capture_options(Relation rel, int nargs, char **args, CaptureOptions *opts
 	}
 	opts->row_desc = BlessTupleDesc(opts->row_desc);
 
-	opts->schema = get_namespace_name(RelationGetNamespace(rel));
-	opts->table = pstrdup(RelationGetRelationName(rel));
+	opts->schema = get_namespace_name(get_rel_namespace(rootid));
+	opts->table = get_rel_name(rootid);
 	for (int i = 0; i < NUM_OPS; i++)
 		opts->headers[i] = event_type_headers(opts->table, op_names[i]);
 
@@ -443,6 +495,7 @@ capture_options_for(Trigger *trigger, Relation rel)
 		entry->cxt = NULL;
 	entry->valid = false;
 	entry->relid = RelationGetRelid(rel);
+	entry->rootid = InvalidOid;
 	if (entry->cxt == NULL)
 		entry->cxt = AllocSetContextCreate(CacheMemoryContext, "edu_outbox capture options",
 										   ALLOCSET_SMALL_SIZES);
@@ -450,7 +503,8 @@ capture_options_for(Trigger *trigger, Relation rel)
 		MemoryContextReset(entry->cxt);
 
 	old = MemoryContextSwitchTo(entry->cxt);
-	parse_capture_options(rel, trigger->tgnargs, trigger->tgargs, &entry->opts);
+	entry->rootid = captured_table(trigger, rel);
+	parse_capture_options(rel, entry->rootid, trigger->tgnargs, trigger->tgargs, &entry->opts);
 	MemoryContextSwitchTo(old);
 	entry->valid = true;
 	return &entry->opts;
@@ -691,7 +745,7 @@ outbox_capture_check(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a table", RelationGetRelationName(rel)),
 				 errdetail("outbox_capture() captures writes to tables only.")));
-	parse_capture_options(rel, nelems + 1, args, &opts);
+	parse_capture_options(rel, relid, nelems + 1, args, &opts);
 	relation_close(rel, AccessShareLock);
 	PG_RETURN_VOID();
 }
