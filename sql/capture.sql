@@ -295,3 +295,60 @@ SELECT outbox_capture_check('account', 'cap-acc', ARRAY['ops=insert,,update']);
 SELECT outbox_capture_table('account', 'cap-acc', ops => ARRAY['Insert', 'insert', 'DELETE']);
 SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'account'::regclass;
 SELECT outbox_uncapture_table('account') AS dropped;
+
+-- 4. ALTER TABLE never silently breaks the application's writes: a renamed
+--    column is renamed in the capture triggers (an excluded column stays
+--    excluded), a change that would break a trigger is refused.
+CREATE TABLE members (id int PRIMARY KEY, email text, ssn text, note text);
+SELECT outbox_capture_table('members', 'cap-mem', exclude => ARRAY['ssn']);
+SELECT outbox_capture_table('members', 'cap-mem-inc', key => ARRAY['email'], include => ARRAY['email', 'note']);
+ALTER TABLE members RENAME COLUMN ssn TO "Social Security, No.";
+ALTER TABLE members RENAME COLUMN email TO mail;
+SELECT tgname, pg_get_triggerdef(oid) AS def FROM pg_trigger
+WHERE tgrelid = 'members'::regclass ORDER BY tgname;
+TRUNCATE edu_outbox.outbox;
+INSERT INTO members VALUES (1, 'a@x.edu', '123-45-6789', 'n');
+UPDATE members SET "Social Security, No." = '999-99-9999';
+SELECT topic, key, payload->'data' AS data FROM captured ORDER BY topic;
+-- swapping two names keeps each column's role
+ALTER TABLE members RENAME COLUMN "Social Security, No." TO tmp;
+ALTER TABLE members RENAME COLUMN note TO "Social Security, No.";
+ALTER TABLE members RENAME COLUMN tmp TO note;
+TRUNCATE edu_outbox.outbox;
+INSERT INTO members VALUES (2, 'b@x.edu', 'note text', '111-11-1111');
+SELECT topic, key, payload->'data' AS data FROM captured ORDER BY topic;
+-- dropping a column a capture names is refused; other columns can go
+ALTER TABLE members DROP COLUMN note;
+ALTER TABLE members DROP COLUMN mail;
+ALTER TABLE members ADD COLUMN extra int, DROP COLUMN "Social Security, No.";
+INSERT INTO members VALUES (3, 'c@x.edu', 'ok', 5);
+SELECT outbox_uncapture_table('members', 'cap-mem-inc') AS dropped;
+ALTER TABLE members DROP COLUMN mail;
+ALTER TABLE members DROP COLUMN note;
+SELECT outbox_capture_table('members', 'cap-mem') AS recaptured;
+ALTER TABLE members DROP COLUMN note;
+SELECT outbox_uncapture_table('members') AS dropped;
+DROP TABLE members;
+-- partitions follow their partitioned table, inheritors renamed along too
+CREATE TABLE pevents (id int, region text, secret text, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+CREATE TABLE pevents_eu PARTITION OF pevents FOR VALUES IN ('eu');
+SELECT outbox_capture_table('pevents', 'cap-pev', exclude => ARRAY['secret']);
+ALTER TABLE pevents RENAME COLUMN secret TO hidden;
+TRUNCATE edu_outbox.outbox;
+INSERT INTO pevents VALUES (1, 'eu', 'psst');
+SELECT payload FROM captured;
+ALTER TABLE pevents DROP COLUMN hidden;
+DROP TABLE pevents;
+-- a table owner without any right on the extension renames a column
+CREATE ROLE capture_owner LOGIN;
+CREATE TABLE owned (id int PRIMARY KEY, pin text);
+ALTER TABLE owned OWNER TO capture_owner;
+SELECT outbox_capture_table('owned', 'cap-owned', exclude => ARRAY['pin']);
+SET ROLE capture_owner;
+ALTER TABLE owned RENAME COLUMN pin TO "PIN";
+INSERT INTO owned VALUES (1, '0000');
+ALTER TABLE owned DROP COLUMN "PIN";
+RESET ROLE;
+SELECT payload->'data' AS data FROM captured WHERE topic = 'cap-owned';
+DROP TABLE owned;
+DROP ROLE capture_owner;

@@ -101,3 +101,21 @@ BEGIN
     RETURN trg;
 END
 $$;
+
+-- Issue 9: ALTER TABLE keeps capture triggers working. RENAME COLUMN
+-- rewrites the triggers that name the column (an excluded column stays
+-- excluded); any other change that would make a capture trigger fail every
+-- write (DROP COLUMN of a column it names) is refused, naming the trigger.
+
+CREATE FUNCTION edu_outbox.outbox_capture_ddl() RETURNS event_trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'outbox_capture_ddl';
+
+COMMENT ON FUNCTION edu_outbox.outbox_capture_ddl() IS
+  'event trigger at the end of ALTER TABLE: follows column renames in outbox_capture() triggers and refuses changes that would break one';
+
+REVOKE ALL ON FUNCTION edu_outbox.outbox_capture_ddl() FROM PUBLIC;
+
+CREATE EVENT TRIGGER edu_outbox_capture_ddl ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION edu_outbox.outbox_capture_ddl();

@@ -16,6 +16,7 @@
  * relcache entry is invalidated (ALTER TABLE, CREATE OR REPLACE TRIGGER).
  */
 #include "edu_outbox.h"
+#include "capture_trigger.h"
 
 #include "access/genam.h"
 #include "access/htup_details.h"
@@ -707,6 +708,52 @@ outbox_capture(PG_FUNCTION_ARGS)
 									 changed),
 					   key, !has_key, opts->headers[op], false, NULL);
 	return PointerGetDatum(NULL);
+}
+
+/* The column names of a list option, as next_column_name reads them. */
+List *
+capture_split_columns(const char *option, const char *list)
+{
+	List	   *names = NIL;
+	const char *pos = list;
+	char	   *name;
+
+	while ((name = next_column_name(option, &pos)) != NULL)
+		names = lappend(names, name);
+	return names;
+}
+
+/* A list option's value that capture_split_columns reads back as names. */
+char *
+capture_join_columns(List *names)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, names)
+	{
+		if (buf.len > 0)
+			appendStringInfoChar(&buf, ',');
+		appendStringInfoChar(&buf, '"');
+		for (const char *c = lfirst(lc); *c; c++)
+		{
+			if (*c == '"')
+				appendStringInfoChar(&buf, '"');
+			appendStringInfoChar(&buf, *c);
+		}
+		appendStringInfoChar(&buf, '"');
+	}
+	return buf.data;
+}
+
+/* Raises the error the trigger would raise when it fires on rel, if any. */
+void
+capture_check_trigger(Relation rel, Trigger *trigger)
+{
+	CaptureOptions opts;
+
+	parse_capture_options(rel, RelationGetRelid(rel), trigger->tgnargs, trigger->tgargs, &opts);
 }
 
 /* outbox_capture_check(tbl, topic, options): reports what the trigger would reject. */
