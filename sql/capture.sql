@@ -163,7 +163,16 @@ SELECT outbox_capture_table('app_owned', 'cap-app', exclude => ARRAY['secret']);
 INSERT INTO app_owned VALUES (1, 'hidden');
 SELECT count(*) FROM edu_outbox.outbox;
 SELECT outbox_capture_table('"User"', 'cap-not-mine');
+-- the TRIGGER privilege suffices to capture; removing takes the owner (DROP TRIGGER)
 RESET ROLE;
+GRANT TRIGGER ON "User" TO capture_app_role;
+SET ROLE capture_app_role;
+SELECT outbox_capture_table('"User"', 'cap-not-mine', exclude => ARRAY['passwordHash']);
+SELECT outbox_capture_table('"User"', 'cap-not-mine', exclude => ARRAY['passwordHash', 'avatar']);
+SELECT outbox_uncapture_table('"User"', 'cap-not-mine');
+RESET ROLE;
+SELECT outbox_uncapture_table('"User"', 'cap-not-mine') AS dropped;
+REVOKE TRIGGER ON "User" FROM capture_app_role;
 SELECT key, payload->'data' AS data FROM captured WHERE topic = 'cap-app';
 DROP TABLE app_owned;
 REVOKE CREATE ON SCHEMA public FROM capture_app_role;

@@ -54,8 +54,33 @@ def test_excluded_primary_key_reaches_no_part_of_the_record():
         sql("DROP TABLE citizens")
 
 
+def test_partitioned_table_events_carry_the_table_written_to():
+    topic = new_topic("partitioned")
+    sql("DROP TABLE IF EXISTS orders")
+    sql("CREATE TABLE orders (id int, region text, card text, PRIMARY KEY (id, region)) "
+        "PARTITION BY LIST (region)")
+    sql("CREATE TABLE orders_p_eu PARTITION OF orders FOR VALUES IN ('eu')")
+    try:
+        sql("SELECT outbox_capture_table('orders', %s, exclude => ARRAY['card'])", (topic,))
+        sql("INSERT INTO orders VALUES (1, 'eu', '4111-1111')")
+        sql("ALTER TABLE orders RENAME COLUMN card TO card_number")
+        sql("INSERT INTO orders_p_eu VALUES (2, 'eu', '4222-2222')")
+        wait_for_records(topic, 2)
+        time.sleep(1)
+        records = first_occurrences(consume(topic))
+        assert len(records) == 2, records
+        for r in records:
+            assert r["headers"]["event-type"] == "orders.insert", r
+            assert json.loads(r["payload"])["table"] == "orders", r
+            assert "4111" not in record_text(r) and "4222" not in record_text(r), r
+            assert "card" not in record_text(r) and "orders_p_eu" not in record_text(r), r
+    finally:
+        sql("DROP TABLE orders")
+
+
 TESTS = [
     test_excluded_primary_key_reaches_no_part_of_the_record,
+    test_partitioned_table_events_carry_the_table_written_to,
 ]
 
 if __name__ == "__main__":
