@@ -119,3 +119,39 @@ REVOKE ALL ON FUNCTION edu_outbox.outbox_capture_ddl() FROM PUBLIC;
 CREATE EVENT TRIGGER edu_outbox_capture_ddl ON ddl_command_end
     WHEN TAG IN ('ALTER TABLE')
     EXECUTE FUNCTION edu_outbox.outbox_capture_ddl();
+
+-- Also after ALTER TABLE run with session_replication_role = replica.
+ALTER EVENT TRIGGER edu_outbox_capture_ddl ENABLE ALWAYS;
+
+-- Capture triggers made under 0.1 that 0.2 refuses (a key column that is
+-- not sent, a repeated skip_unchanged=, ...) now fail every write to their
+-- table rather than leak a column: name them loudly at the upgrade.
+DO $$
+DECLARE
+    t     record;
+    args  text[];
+    first integer;
+BEGIN
+    FOR t IN
+        SELECT tgrelid::regclass AS tbl, tgname, tgargs FROM pg_trigger
+        WHERE tgfoid = '@extschema@.outbox_capture()'::regprocedure AND tgparentid = 0
+    LOOP
+        args := ARRAY[]::text[];
+        first := 1;
+        FOR i IN 1 .. length(t.tgargs) LOOP
+            IF get_byte(t.tgargs, i - 1) = 0 THEN
+                args := args || convert_from(substring(t.tgargs FROM first FOR i - first),
+                                             getdatabaseencoding());
+                first := i + 1;
+            END IF;
+        END LOOP;
+        BEGIN
+            PERFORM @extschema@.outbox_capture_check(t.tbl, args[1], args[2:]);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'capture trigger "%" on table % now fails every write to the table', t.tgname, t.tbl
+                USING DETAIL = SQLERRM,
+                      HINT = 'Capture the table again with outbox_capture_table(); see the README on keys and repeated options.';
+        END;
+    END LOOP;
+END
+$$;

@@ -12,7 +12,7 @@ import time
 import psycopg2
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (consume, first_occurrences, new_topic, run, sql,  # noqa: E402
+from harness import (connect, consume, first_occurrences, new_topic, run, sql,  # noqa: E402
                      wait_for_records)
 
 SSN = "123-45-6789"
@@ -78,9 +78,40 @@ def test_partitioned_table_events_carry_the_table_written_to():
         sql("DROP TABLE orders")
 
 
+def test_upgrade_from_0_1_names_captures_that_now_fail_and_follows_renames():
+    db = "capture_upgrade_test"
+    sql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % db)
+    sql("CREATE DATABASE %s" % db)
+    conn = connect(dbname=db)
+    notices = []
+    try:
+        sql("CREATE EXTENSION edu_outbox VERSION '0.1'", conn=conn)
+        sql("CREATE TABLE citizens (ssn text PRIMARY KEY, name text)", conn=conn)
+        sql("CREATE TABLE members (id int PRIMARY KEY, pin text)", conn=conn)
+        # made under 0.1: the excluded primary key would be the Kafka key
+        sql("CREATE TRIGGER leaky AFTER INSERT ON citizens FOR EACH ROW "
+            "EXECUTE FUNCTION outbox_capture('it-upgrade', 'exclude=ssn')", conn=conn)
+        sql("CREATE TRIGGER fine AFTER INSERT ON members FOR EACH ROW "
+            "EXECUTE FUNCTION outbox_capture('it-upgrade', 'exclude=pin')", conn=conn)
+        sql("ALTER EXTENSION edu_outbox UPDATE TO '0.2'", conn=conn)
+        notices = list(conn.notices)
+        assert any('capture trigger "leaky" on table citizens now fails every write' in n
+                   for n in notices), notices
+        assert not any('"fine"' in n for n in notices), notices
+        # 0.2's event trigger follows renames of triggers made under 0.1
+        sql("ALTER TABLE members RENAME COLUMN pin TO secret_pin", conn=conn)
+        sql("INSERT INTO members VALUES (1, '0000')", conn=conn)
+        payload = sql("SELECT payload::text FROM edu_outbox.outbox", conn=conn)
+        assert len(payload) == 1 and "0000" not in payload[0][0], payload
+    finally:
+        conn.close()
+        sql("DROP DATABASE %s WITH (FORCE)" % db)
+
+
 TESTS = [
     test_excluded_primary_key_reaches_no_part_of_the_record,
     test_partitioned_table_events_carry_the_table_written_to,
+    test_upgrade_from_0_1_names_captures_that_now_fail_and_follows_renames,
 ]
 
 if __name__ == "__main__":
