@@ -277,11 +277,6 @@ event_type_headers(const char *table, const char *op)
 }
 
 /*
- * Parses trigger arguments against rel into opts (allocated in the current
- * memory context). Every problem is reported here, so outbox_capture_check()
- * can reject a bad definition before the trigger is created.
- */
-/*
  * The table a capture was defined on. A trigger on a partitioned table is
  * cloned to each partition and fires there; the event names the table the
  * application wrote to, so follow the clone's parents up to the root.
@@ -320,8 +315,11 @@ captured_table(Trigger *trigger, Relation rel)
 }
 
 /*
- * rootid is the captured table, whose name the events carry; rel is the
- * table the trigger fires on (rootid itself or one of its partitions).
+ * Parses trigger arguments against rel into opts (allocated in the current
+ * memory context). Every problem is reported here, so outbox_capture_check()
+ * can reject a bad definition before the trigger is created. rootid is the
+ * captured table, whose name the events carry; rel is the table the trigger
+ * fires on (rootid itself or one of its partitions).
  */
 static void
 parse_capture_options(Relation rel, Oid rootid, int nargs, char **args, CaptureOptions *opts)
@@ -503,8 +501,8 @@ capture_options_for(Trigger *trigger, Relation rel)
 	else
 		MemoryContextReset(entry->cxt);
 
-	old = MemoryContextSwitchTo(entry->cxt);
 	entry->rootid = captured_table(trigger, rel);
+	old = MemoryContextSwitchTo(entry->cxt);
 	parse_capture_options(rel, entry->rootid, trigger->tgnargs, trigger->tgargs, &entry->opts);
 	MemoryContextSwitchTo(old);
 	entry->valid = true;
