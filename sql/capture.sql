@@ -338,6 +338,12 @@ SELECT outbox_capture_table('members', 'cap-mem') AS recaptured;
 ALTER TABLE members DROP COLUMN note;
 SELECT outbox_uncapture_table('members') AS dropped;
 DROP TABLE members;
+-- a primary key added later on an excluded column would become the key: refused
+CREATE TABLE nopk (ssn text NOT NULL, name text);
+SELECT outbox_capture_table('nopk', 'cap-nopk', exclude => ARRAY['ssn']);
+ALTER TABLE nopk ADD PRIMARY KEY (ssn);
+ALTER TABLE nopk ADD PRIMARY KEY (name);
+DROP TABLE nopk;
 -- partitions follow their partitioned table, inheritors renamed along too
 CREATE TABLE pevents (id int, region text, secret text, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
 CREATE TABLE pevents_eu PARTITION OF pevents FOR VALUES IN ('eu');

@@ -191,7 +191,7 @@ check_triggers(Oid relid)
 							trigger->tgname, RelationGetRelationName(rel)),
 					 errdetail("With this change the trigger would fail every write to the table: %s",
 							   edata->message),
-					 errhint("Capture the table again without that column with outbox_capture_table(), or remove the capture with outbox_uncapture_table(), then repeat the ALTER TABLE.")));
+					 errhint("Capture the table again with options that fit the new definition (outbox_capture_table()), or remove the capture (outbox_uncapture_table()), then repeat the ALTER TABLE.")));
 		}
 		PG_END_TRY();
 	}
