@@ -102,6 +102,9 @@ BEGIN
 END
 $$;
 
+COMMENT ON FUNCTION @extschema@.outbox_capture_table(regclass, text, text[], text[], text[], text[], boolean) IS
+  'attaches an outbox_capture() trigger to a table (replacing the table''s trigger for the same topic) and returns its name; NULL key means the primary key, an empty key no key';
+
 -- Issue 9: ALTER TABLE keeps capture triggers working. RENAME COLUMN
 -- rewrites the triggers that name the column (an excluded column stays
 -- excluded); any other change that would make a capture trigger fail every
