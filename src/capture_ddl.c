@@ -13,8 +13,7 @@
  *    (for example it names a dropped column), the ALTER TABLE is refused
  *    with an error that names the trigger.
  */
-#include "edu_outbox.h"
-#include "capture_trigger.h"
+#include "postgres.h"
 
 #include "access/genam.h"
 #include "access/htup_details.h"
@@ -36,6 +35,8 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+
+#include "capture_trigger.h"
 
 PG_FUNCTION_INFO_V1(outbox_capture_ddl);
 

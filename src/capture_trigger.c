@@ -15,8 +15,7 @@
  * Parsed options are cached per trigger and dropped when the table's
  * relcache entry is invalidated (ALTER TABLE, CREATE OR REPLACE TRIGGER).
  */
-#include "edu_outbox.h"
-#include "capture_trigger.h"
+#include "postgres.h"
 
 #include "access/genam.h"
 #include "access/htup_details.h"
@@ -41,6 +40,9 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/varlena.h"
+
+#include "capture_trigger.h"
+#include "publish.h"
 
 PG_FUNCTION_INFO_V1(outbox_capture);
 PG_FUNCTION_INFO_V1(outbox_capture_check);

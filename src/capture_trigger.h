@@ -1,8 +1,9 @@
 /*
- * capture_trigger.h: what capture_ddl.c needs from the capture trigger.
+ * capture_trigger.h: column lists and the option check of the capture
+ * trigger (capture_trigger.c), used by the ALTER TABLE follower (capture_ddl.c).
  */
-#ifndef CAPTURE_TRIGGER_H
-#define CAPTURE_TRIGGER_H
+#ifndef EDU_OUTBOX_CAPTURE_TRIGGER_H
+#define EDU_OUTBOX_CAPTURE_TRIGGER_H
 
 #include "postgres.h"
 
@@ -17,4 +18,4 @@ extern char *capture_join_columns(List *names);
 /* Raises the error the trigger would raise when it fires on rel, if any. */
 extern void capture_check_trigger(Relation rel, Trigger *trigger);
 
-#endif							/* CAPTURE_TRIGGER_H */
+#endif
