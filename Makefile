@@ -6,6 +6,7 @@ OBJS = \
 	src/shared_state.o \
 	src/publish.o \
 	src/capture_trigger.o \
+	src/capture_ddl.o \
 	src/batch.o \
 	src/cleanup.o \
 	src/relay_worker.o \

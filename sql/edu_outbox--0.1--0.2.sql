@@ -82,3 +82,156 @@ BEGIN
     RETURN n;
 END
 $$;
+
+-- ---------------------------------------------------------------------------
+-- Issue 9, privacy of captured rows: column names are quoted in the trigger
+-- arguments, so that any identifier round-trips ("a,b", mixed case, spaces);
+-- every operation is checked; one trigger per table and topic, with a name
+-- that stays unique when topics share a long prefix.
+
+CREATE OR REPLACE FUNCTION @extschema@.outbox_capture_table(
+    tbl            regclass,
+    topic          text,
+    key            text[]  DEFAULT NULL,
+    exclude        text[]  DEFAULT NULL,
+    include        text[]  DEFAULT NULL,
+    ops            text[]  DEFAULT ARRAY['insert', 'update', 'delete'],
+    skip_unchanged boolean DEFAULT true)
+RETURNS name
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    args     text[] := ARRAY[]::text[];
+    events   text[] := ARRAY[]::text[];
+    trg      text;
+    other    text;
+    op       text;
+BEGIN
+    IF array_position(key, NULL) IS NOT NULL OR array_position(exclude, NULL) IS NOT NULL
+       OR array_position(include, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'column lists of outbox_capture_table() must not contain NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF ops IS NULL OR cardinality(ops) = 0 THEN
+        RAISE EXCEPTION 'outbox_capture_table() needs at least one operation to capture'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass ops => ARRAY[''insert'', ''update'', ''delete''] or a subset.';
+    END IF;
+    FOREACH op IN ARRAY ops LOOP
+        IF op IS NULL OR lower(op) NOT IN ('insert', 'update', 'delete') THEN
+            RAISE EXCEPTION 'unknown operation % in ops of outbox_capture_table()',
+                            coalesce(quote_literal(op), 'NULL')
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Each element of ops is one of ''insert'', ''update'' and ''delete''.';
+        END IF;
+        IF NOT upper(op) = ANY (events) THEN events := events || upper(op); END IF;
+    END LOOP;
+    -- each name in double quotes ("" inside), as outbox_capture() parses them
+    IF key IS NOT NULL THEN
+        args := args || ('key=' || array_to_string(
+            ARRAY(SELECT '"' || replace(c, '"', '""') || '"' FROM unnest(key) AS c), ','));
+    END IF;
+    IF exclude IS NOT NULL THEN
+        args := args || ('exclude=' || array_to_string(
+            ARRAY(SELECT '"' || replace(c, '"', '""') || '"' FROM unnest(exclude) AS c), ','));
+    END IF;
+    IF include IS NOT NULL THEN
+        args := args || ('include=' || array_to_string(
+            ARRAY(SELECT '"' || replace(c, '"', '""') || '"' FROM unnest(include) AS c), ','));
+    END IF;
+    args := args || ('ops=' || array_to_string(ops, ','))
+                 || ('skip_unchanged=' || skip_unchanged::text);
+    PERFORM @extschema@.outbox_capture_check(tbl, topic, args);
+
+
+    -- Recapturing a topic replaces its trigger, whatever its name. A new
+    -- trigger is outbox_capture_<topic>; when that exceeds the 63 bytes of
+    -- a name, the topic is cut and a hash of the whole topic keeps the name
+    -- unique. A name taken by another trigger is refused, never replaced.
+    SELECT t.tgname INTO trg FROM pg_trigger AS t
+    WHERE t.tgrelid = tbl AND NOT t.tgisinternal
+      AND t.tgfoid = '@extschema@.outbox_capture()'::regprocedure
+      AND split_part(encode(t.tgargs, 'escape'), '\000', 1) = topic
+    ORDER BY t.oid LIMIT 1;
+    IF trg IS NULL THEN
+        trg := 'outbox_capture_' || topic;
+        IF octet_length(trg) > 63 THEN
+            trg := left(trg, 54) || '_' || left(md5(topic), 8);
+        END IF;
+        SELECT CASE WHEN t.tgfoid = '@extschema@.outbox_capture()'::regprocedure
+                    THEN split_part(encode(t.tgargs, 'escape'), '\000', 1) END
+          INTO other
+        FROM pg_trigger AS t WHERE t.tgrelid = tbl AND t.tgname = trg;
+        IF FOUND THEN
+            RAISE EXCEPTION 'trigger "%" on table % already exists', trg, tbl
+                USING ERRCODE = 'duplicate_object',
+                      DETAIL = CASE WHEN other IS NULL THEN 'It is not an outbox_capture() trigger.'
+                                    ELSE format('It captures the table for topic "%s".', other) END,
+                      HINT = 'Drop or rename that trigger, then capture again.';
+        END IF;
+    END IF;
+    EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER %s ON %s FOR EACH ROW EXECUTE FUNCTION %I.outbox_capture(%s)',
+                   trg, array_to_string(events, ' OR '), tbl, '@extschema@',
+                   (SELECT string_agg(quote_literal(a), ', ')
+                    FROM unnest(ARRAY[topic] || args) AS a));
+    RETURN trg;
+END
+$$;
+
+COMMENT ON FUNCTION @extschema@.outbox_capture_table(regclass, text, text[], text[], text[], text[], boolean) IS
+  'attaches an outbox_capture() trigger to a table (replacing the table''s trigger for the same topic) and returns its name; NULL key means the primary key, an empty key no key';
+
+-- Issue 9: ALTER TABLE keeps capture triggers working. RENAME COLUMN
+-- rewrites the triggers that name the column (an excluded column stays
+-- excluded); any other change that would make a capture trigger fail every
+-- write (DROP COLUMN of a column it names) is refused, naming the trigger.
+
+CREATE FUNCTION edu_outbox.outbox_capture_ddl() RETURNS event_trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'outbox_capture_ddl';
+
+COMMENT ON FUNCTION edu_outbox.outbox_capture_ddl() IS
+  'event trigger at the end of ALTER TABLE: follows column renames in outbox_capture() triggers and refuses changes that would break one';
+
+REVOKE ALL ON FUNCTION edu_outbox.outbox_capture_ddl() FROM PUBLIC;
+
+CREATE EVENT TRIGGER edu_outbox_capture_ddl ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION edu_outbox.outbox_capture_ddl();
+
+-- Also after ALTER TABLE run with session_replication_role = replica.
+ALTER EVENT TRIGGER edu_outbox_capture_ddl ENABLE ALWAYS;
+
+-- Capture triggers made under 0.1 that 0.2 refuses (a key column that is
+-- not sent, a repeated skip_unchanged=, ...) now fail every write to their
+-- table rather than leak a column: name them loudly at the upgrade.
+DO $$
+DECLARE
+    t     record;
+    args  text[];
+    first integer;
+BEGIN
+    FOR t IN
+        SELECT tgrelid::regclass AS tbl, tgname, tgargs FROM pg_trigger
+        WHERE tgfoid = '@extschema@.outbox_capture()'::regprocedure AND tgparentid = 0
+    LOOP
+        args := ARRAY[]::text[];
+        first := 1;
+        FOR i IN 1 .. length(t.tgargs) LOOP
+            IF get_byte(t.tgargs, i - 1) = 0 THEN
+                args := args || convert_from(substring(t.tgargs FROM first FOR i - first),
+                                             getdatabaseencoding());
+                first := i + 1;
+            END IF;
+        END LOOP;
+        BEGIN
+            PERFORM @extschema@.outbox_capture_check(t.tbl, args[1], args[2:]);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'capture trigger "%" on table % now fails every write to the table', t.tgname, t.tbl
+                USING DETAIL = SQLERRM,
+                      HINT = 'Capture the table again with outbox_capture_table(); see the README on keys and repeated options.';
+        END;
+    END LOOP;
+END
+$$;
