@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Integration tests for the extension's life cycle with a real PostgreSQL 15
+and a real Kafka broker: pg_dump/pg_restore, ALTER EXTENSION UPDATE from 0.1,
+DROP EXTENSION with events pending.
+
+Run by test/run.sh after test_operations.py, on the same services. Tests that
+relay another database point edu_outbox.database at it and restart the
+server; each puts the setting back.
+"""
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import (DB, PG_DIR, PG_PORT, connect, consume, new_topic,  # noqa: E402
+                     script, sql, wait_for_records, wait_until)
+
+PGBIN = subprocess.run(["pg_config", "--bindir"], capture_output=True,
+                       text=True).stdout.strip()
+CONN_ARGS = ["-h", PG_DIR, "-p", str(PG_PORT), "-U", "postgres"]
+
+
+def pg_tool(name, *args):
+    out = subprocess.run([os.path.join(PGBIN, name)] + CONN_ARGS + list(args),
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, "%s failed: %s" % (name, out.stderr)
+    return out.stdout
+
+
+def fresh_db(name, create_extension=True, version=None):
+    sql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name, dbname="postgres")
+    sql("CREATE DATABASE %s" % name, dbname="postgres")
+    if create_extension:
+        sql("CREATE EXTENSION edu_outbox" + (" VERSION '%s'" % version if version else ""),
+            dbname=name)
+
+
+def relay_database(name):
+    """Points the relay at database name (a restart: the setting is postmaster-level)."""
+    sql("ALTER SYSTEM SET edu_outbox.database = %s", (name,), dbname="postgres")
+    script("pg.sh", "restart")
+    wait_until(lambda: sql("SELECT count(*) FROM pg_stat_activity "
+                           "WHERE backend_type = 'edu_outbox relay' AND datname = %s",
+                           (name,), dbname="postgres")[0][0] == 1,
+               what="relay worker in %s" % name)
+
+
+def restore_relay_database():
+    sql("ALTER SYSTEM RESET edu_outbox.database", dbname="postgres")
+    script("pg.sh", "restart")
+    wait_until(lambda: sql("SELECT count(*) FROM pg_stat_activity "
+                           "WHERE backend_type = 'edu_outbox relay'", dbname="postgres")[0][0] == 1,
+               what="relay worker back in %s" % DB)
+
+
+def ids(records):
+    return [int(r["headers"]["outbox-id"]) for r in records]
+
+
+def pending(db):
+    return sql("SELECT pending_events FROM outbox_status()", dbname=db)[0][0]
+
+
+def test_dump_restore_keeps_pending_events_and_ids():
+    """pg_dump -Fc + pg_restore (plain and -1): pending events survive and are
+    delivered once, in order, when the restored database is relayed; ids go on
+    above the old ones; relay_state does not collide."""
+    topic = new_topic("dump")
+    dump = "/tmp/edu_outbox_dump_%d.fc" % os.getpid()
+    try:
+        fresh_db("lc_src")
+        relay_database("lc_src")
+        delivered = [sql("SELECT outbox_publish(%s, %s::jsonb, 'k')", (topic, json.dumps({"n": n})),
+                         dbname="lc_src")[0][0] for n in range(3)]
+        wait_for_records(topic, 3)
+        wait_until(lambda: pending("lc_src") == 0, what="delivered state persisted")
+        sql("SELECT outbox_pause()", dbname="lc_src")
+        conn = connect(autocommit=False, dbname="lc_src")
+        with conn.cursor() as cur:   # several transactions, several rows each
+            waiting = []
+            for n in range(3, 8):
+                cur.execute("SELECT outbox_publish(%s, %s::jsonb, 'k')", (topic, json.dumps({"n": n})))
+                waiting.append(cur.fetchone()[0])
+                if n % 2:
+                    conn.commit()
+        conn.commit()
+        conn.close()
+        assert pending("lc_src") == 5
+        last_src = max(waiting)
+        pg_tool("pg_dump", "-Fc", "-f", dump, "lc_src")
+        os.chmod(dump, 0o644)
+
+        for target, extra in (("lc_dst", []), ("lc_dst1", ["-1"])):
+            fresh_db(target, create_extension=False)
+            pg_tool("pg_restore", "--exit-on-error", *extra, "-d", target, dump)
+            assert sql("SELECT paused FROM outbox_status()", dbname=target)[0][0] is True, \
+                "the pause travels with the dump"
+            assert pending(target) == 5, "%s: pending after restore" % target
+            before = len(consume(topic))
+            relay_database(target)
+            sql("SELECT outbox_resume()", dbname=target)
+            new_id = sql("SELECT outbox_publish(%s, '{\"n\": 8}'::jsonb, 'k')", (topic,),
+                         dbname=target)[0][0]
+            assert new_id > last_src, "%s: id %d after restore is not above %d" % (target, new_id, last_src)
+            records = wait_for_records(topic, before + 6)
+            time.sleep(2)
+            got = ids(consume(topic)[before:])
+            assert got == waiting + [new_id], "%s: got %s, expected %s" % (target, got, waiting + [new_id])
+            assert pending(target) == 0
+            assert set(ids(records[:3])) == set(delivered)
+
+        # DROP + CREATE EXTENSION does not restart ids below earlier ones
+        sql("DROP EXTENSION edu_outbox; "
+            "CREATE EXTENSION edu_outbox", dbname="lc_dst1")
+        again = sql("SELECT outbox_publish(%s, '{}')", (topic,), dbname="lc_dst1")[0][0]
+        assert again > new_id, "id %d after DROP + CREATE EXTENSION is not above %d" % (again, new_id)
+    finally:
+        if os.path.exists(dump):
+            os.unlink(dump)
+        restore_relay_database()
+        for db in ("lc_src", "lc_dst", "lc_dst1"):
+            sql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % db, dbname="postgres")
+
+
+TESTS = [
+    test_dump_restore_keeps_pending_events_and_ids,
+]
+
+if __name__ == "__main__":
+    from harness import run
+    only = sys.argv[1:]
+    selected = [t for t in TESTS if not only or t.__name__ in only]
+    sys.exit(1 if run(selected) else 0)
