@@ -91,3 +91,17 @@ REVOKE ALL ON FUNCTION edu_outbox.merge_restored_state() FROM PUBLIC;
 CREATE TRIGGER merge_restored_state
     BEFORE INSERT ON edu_outbox.relay_state
     FOR EACH ROW EXECUTE FUNCTION edu_outbox.merge_restored_state();
+
+-- ---------------------------------------------------------------------------
+-- Issue 9, item 10: DROP EXTENSION refuses while events are not delivered.
+-- The event trigger is a member of the extension; it still exists when the
+-- DROP that removes it starts, so ddl_command_start fires for that DROP.
+-- SET edu_outbox.discard_pending_on_drop = on lets the DROP go ahead.
+CREATE FUNCTION edu_outbox.guard_drop() RETURNS event_trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'outbox_guard_drop';
+REVOKE ALL ON FUNCTION edu_outbox.guard_drop() FROM PUBLIC;
+
+CREATE EVENT TRIGGER edu_outbox_guard_drop ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
+    EXECUTE FUNCTION edu_outbox.guard_drop();

@@ -30,6 +30,7 @@ extern int	outbox_poll_interval_ms;
 extern int	outbox_max_payload_size;
 extern int	outbox_final_flush_ms;
 extern int	outbox_dead_letter_mode;
+extern bool outbox_discard_pending_on_drop;
 extern void outbox_define_settings(void);
 
 /* shared_state.c */

@@ -18,6 +18,7 @@ int			outbox_poll_interval_ms = 1000;
 int			outbox_max_payload_size = 1000000;
 int			outbox_final_flush_ms = 5000;
 int			outbox_dead_letter_mode = DEAD_LETTER_PARK_KEY;
+bool		outbox_discard_pending_on_drop = false;
 
 static const struct config_enum_entry dead_letter_modes[] = {
 	{"park_key", DEAD_LETTER_PARK_KEY, false},
@@ -131,6 +132,14 @@ outbox_define_settings(void)
 							 &outbox_dead_letter_mode,
 							 DEAD_LETTER_PARK_KEY, dead_letter_modes,
 							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("edu_outbox.discard_pending_on_drop",
+							 "Lets DROP EXTENSION edu_outbox discard events not yet delivered.",
+							 "Off: DROP EXTENSION (or DROP SCHEMA ... CASCADE of its schema) is refused while events are pending or dead-lettered.",
+							 &outbox_discard_pending_on_drop,
+							 false,
+							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("edu_outbox");

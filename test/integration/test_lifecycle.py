@@ -14,6 +14,8 @@ import sys
 import threading
 import time
 
+import psycopg2
+
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (DB, PG_DIR, PG_PORT, connect, consume, new_topic,  # noqa: E402
                      script, sql, wait_for_records, wait_until)
@@ -125,7 +127,47 @@ def test_dump_restore_keeps_pending_events_and_ids():
             sql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % db, dbname="postgres")
 
 
+def test_drop_extension_refuses_while_events_are_pending():
+    """DROP EXTENSION (with or without CASCADE, or DROP SCHEMA ... CASCADE of its
+    schema) says how many events would be lost and refuses, unless
+    edu_outbox.discard_pending_on_drop is on."""
+    fresh_db("lc_drop")   # not relayed: its events stay pending
+    try:
+        for n in range(3):
+            sql("SELECT outbox_publish('drop-test', %s::jsonb)", (json.dumps({"n": n}),), dbname="lc_drop")
+        for stmt in ("DROP EXTENSION edu_outbox", "DROP EXTENSION edu_outbox CASCADE",
+                     "DROP EXTENSION IF EXISTS edu_outbox, plpgsql CASCADE",
+                     "DROP SCHEMA public CASCADE"):
+            try:
+                sql(stmt, dbname="lc_drop")
+                raise AssertionError("%s succeeded with 3 events pending" % stmt)
+            except psycopg2.Error as e:
+                assert "3 events" in str(e), "%s: %s" % (stmt, e)
+        assert sql("SELECT count(*) FROM edu_outbox.outbox", dbname="lc_drop")[0][0] == 3
+        # a dead letter counts too: it was never delivered
+        sql("INSERT INTO edu_outbox.dead_letter (id, topic, payload, created_at, error) "
+            "VALUES (1, 'drop-test', '{}', now(), 'test')", dbname="lc_drop")
+        try:
+            sql("DROP EXTENSION edu_outbox", dbname="lc_drop")
+            raise AssertionError("DROP EXTENSION succeeded with events pending")
+        except psycopg2.Error as e:
+            assert "1 dead letter" in str(e), str(e)
+        # saying so explicitly drops them, with a warning that counts them
+        conn = connect(dbname="lc_drop")
+        conn.cursor().execute("SET edu_outbox.discard_pending_on_drop = on")
+        conn.cursor().execute("DROP EXTENSION edu_outbox")
+        assert any("3 pending events" in n for n in conn.notices), conn.notices
+        conn.close()
+        assert sql("SELECT count(*) FROM pg_extension WHERE extname = 'edu_outbox'", dbname="lc_drop")[0][0] == 0
+        # with nothing pending, DROP EXTENSION needs no setting
+        sql("CREATE EXTENSION edu_outbox", dbname="lc_drop")
+        sql("DROP EXTENSION edu_outbox", dbname="lc_drop")
+    finally:
+        sql("DROP DATABASE IF EXISTS lc_drop WITH (FORCE)", dbname="postgres")
+
+
 TESTS = [
+    test_drop_extension_refuses_while_events_are_pending,
     test_dump_restore_keeps_pending_events_and_ids,
 ]
 
