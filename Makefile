@@ -27,7 +27,7 @@ SHLIB_LINK = -lrdkafka -ljansson
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror=implicit-function-declaration
 
 # pg_regress: sql/NAME.sql against expected/NAME.out, on the running test cluster.
-REGRESS = publish capture operations
+REGRESS = publish capture operations roles
 REGRESS_OPTS = --inputdir=. --load-extension=edu_outbox
 
 PG_CONFIG ?= pg_config

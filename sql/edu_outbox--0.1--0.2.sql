@@ -105,3 +105,59 @@ REVOKE ALL ON FUNCTION edu_outbox.guard_drop() FROM PUBLIC;
 CREATE EVENT TRIGGER edu_outbox_guard_drop ON ddl_command_start
     WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
     EXECUTE FUNCTION edu_outbox.guard_drop();
+
+-- ---------------------------------------------------------------------------
+-- Issue 9, item 12: the roles edu_outbox_monitor and edu_outbox_operator.
+-- Roles belong to the cluster, not to a database: they are created if
+-- missing (a second database's CREATE EXTENSION finds them), and DROP
+-- EXTENSION leaves them. The operations functions run as the extension's
+-- owner (SECURITY DEFINER, fixed search_path), so granting them needs no
+-- right on the private schema, and no role can read pending payloads.
+--   monitor:  outbox_status(), outbox_topic_status, outbox_dead_letter_list
+--             (dead letters without key, headers or payload)
+--   operator: all of that (it is a member of edu_outbox_monitor), plus
+--             pause/resume, replay, retry/discard of dead letters, and the
+--             dead letters' payloads (outbox_dead_letters): it decides about them.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'edu_outbox_monitor') THEN
+        CREATE ROLE edu_outbox_monitor NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'edu_outbox_operator') THEN
+        CREATE ROLE edu_outbox_operator NOLOGIN;
+    END IF;
+    IF NOT pg_catalog.pg_has_role('edu_outbox_operator', 'edu_outbox_monitor', 'MEMBER') THEN
+        GRANT edu_outbox_monitor TO edu_outbox_operator;
+    END IF;
+END
+$$;
+
+ALTER FUNCTION @extschema@.outbox_status() SECURITY DEFINER;
+ALTER FUNCTION @extschema@.outbox_pause() SECURITY DEFINER;
+ALTER FUNCTION @extschema@.outbox_resume() SECURITY DEFINER;
+ALTER FUNCTION @extschema@.outbox_retry_dead_letter(bigint) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.outbox_discard_dead_letter(bigint) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.outbox_replay(bigint, bigint) SECURITY DEFINER;
+ALTER FUNCTION @extschema@.outbox_replay(timestamptz, timestamptz) SECURITY DEFINER;
+
+CREATE VIEW @extschema@.outbox_dead_letter_list AS
+    SELECT id, topic, error, created_at, failed_at, parked_behind,
+           pg_catalog.octet_length(payload::text) AS payload_bytes
+    FROM edu_outbox.dead_letter;
+REVOKE ALL ON @extschema@.outbox_dead_letter_list FROM PUBLIC;
+
+COMMENT ON VIEW @extschema@.outbox_dead_letter_list IS
+  'dead letters without their key, headers or payload (for monitoring)';
+
+GRANT EXECUTE ON FUNCTION @extschema@.outbox_status() TO edu_outbox_monitor;
+GRANT EXECUTE ON FUNCTION edu_outbox.topic_stats() TO edu_outbox_monitor;
+GRANT SELECT ON @extschema@.outbox_topic_status TO edu_outbox_monitor;
+GRANT SELECT ON @extschema@.outbox_dead_letter_list TO edu_outbox_monitor;
+
+GRANT EXECUTE ON FUNCTION @extschema@.outbox_pause() TO edu_outbox_operator;
+GRANT EXECUTE ON FUNCTION @extschema@.outbox_resume() TO edu_outbox_operator;
+GRANT EXECUTE ON FUNCTION @extschema@.outbox_retry_dead_letter(bigint) TO edu_outbox_operator;
+GRANT EXECUTE ON FUNCTION @extschema@.outbox_discard_dead_letter(bigint) TO edu_outbox_operator;
+GRANT EXECUTE ON FUNCTION @extschema@.outbox_replay(bigint, bigint) TO edu_outbox_operator;
+GRANT EXECUTE ON FUNCTION @extschema@.outbox_replay(timestamptz, timestamptz) TO edu_outbox_operator;
+GRANT SELECT ON @extschema@.outbox_dead_letters TO edu_outbox_operator;
