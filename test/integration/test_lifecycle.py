@@ -7,8 +7,10 @@ Run by test/run.sh after test_operations.py, on the same services. Tests that
 relay another database point edu_outbox.database at it and restart the
 server; each puts the setting back.
 """
+import difflib
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -166,7 +168,99 @@ def test_drop_extension_refuses_while_events_are_pending():
         sql("DROP DATABASE IF EXISTS lc_drop WITH (FORCE)", dbname="postgres")
 
 
+def test_alter_extension_update_from_0_1_with_events_pending_and_relay_running():
+    """CREATE EXTENSION ... VERSION '0.1', events pending, a writer publishing
+    and the relay delivering: ALTER EXTENSION edu_outbox UPDATE loses nothing
+    and keeps the order."""
+    topic = new_topic("upgrade")
+    fresh_db("lc_up", version="0.1")
+    try:
+        assert sql("SELECT extversion FROM pg_extension WHERE extname = 'edu_outbox'",
+                   dbname="lc_up")[0][0] == "0.1"
+        relay_database("lc_up")
+        sql("SELECT outbox_pause()", dbname="lc_up")
+        published = []
+        conn = connect(dbname="lc_up")
+        for n in range(100):
+            published.append(sql("SELECT outbox_publish(%s, %s::jsonb, 'k')",
+                                 (topic, json.dumps({"n": n})), conn=conn)[0][0])
+        assert pending("lc_up") == 100
+        stop = threading.Event()
+        errors = []
+
+        def writer():   # one writer: its commit order is its publish order
+            try:
+                n = 100
+                while not stop.is_set() or n < 400:
+                    with conn.cursor() as cur:
+                        cur.execute("SELECT outbox_publish(%s, %s::jsonb, 'k')", (topic, json.dumps({"n": n})))
+                        published.append(cur.fetchone()[0])
+                    n += 1
+                    time.sleep(0.002)
+            except Exception as e:   # reported by the main thread
+                errors.append(e)
+
+        t = threading.Thread(target=writer)
+        t.start()
+        sql("SELECT outbox_resume()", dbname="lc_up")
+        time.sleep(0.3)
+        sql("ALTER EXTENSION edu_outbox UPDATE", dbname="lc_up")
+        time.sleep(0.5)
+        stop.set()
+        t.join(120)
+        conn.close()
+        assert not errors, errors
+        assert sql("SELECT extversion FROM pg_extension WHERE extname = 'edu_outbox'",
+                   dbname="lc_up")[0][0] == "0.2"
+        records = wait_for_records(topic, len(published), timeout=120)
+        got = []
+        for i in ids(records):
+            if i not in got:
+                got.append(i)
+        assert got == published, "lost %s, order kept: %s" % (
+            sorted(set(published) - set(got)), got == sorted(got, key=published.index))
+        wait_until(lambda: pending("lc_up") == 0, what="nothing pending after the upgrade")
+    finally:
+        restore_relay_database()
+        sql("DROP DATABASE IF EXISTS lc_up WITH (FORCE)", dbname="postgres")
+
+
+def extension_schema(db):
+    """Every object of the extension, as pg_dump --binary-upgrade writes them
+    (it spells out extension members), without oids and xids."""
+    out = pg_tool("pg_dump", "--schema-only", "--binary-upgrade", db)
+    lines = []
+    for line in out.splitlines():
+        if not line or line.startswith("--") or line.startswith("\\") or "binary_upgrade_set_next" in line:
+            continue
+        line = re.sub(r"'\{[0-9,]+\}'", "'{oids}'", line)
+        line = re.sub(r"oid = '[0-9]+'", "oid = ?", line)
+        line = re.sub(r"(setval\('edu_outbox.outbox_id_seq', )[0-9]+", r"\1?", line)
+        line = re.sub(r"relfrozenxid = '[0-9]+', relminmxid = '[0-9]+'", "xids", line)
+        lines.append(line)
+    return lines
+
+
+def test_fresh_install_and_upgrade_from_0_1_have_the_same_schema():
+    """CREATE EXTENSION edu_outbox (0.2) and CREATE ... VERSION '0.1' + ALTER
+    EXTENSION UPDATE give the same objects, definitions, grants and dump
+    configuration."""
+    fresh_db("lc_fresh")
+    fresh_db("lc_upgraded", version="0.1")
+    try:
+        sql("ALTER EXTENSION edu_outbox UPDATE", dbname="lc_upgraded")
+        a, b = extension_schema("lc_fresh"), extension_schema("lc_upgraded")
+        assert any("ALTER EXTENSION edu_outbox ADD TABLE edu_outbox.outbox_p3" in line for line in a), a[:20]
+        diff = list(difflib.unified_diff(a, b, "fresh 0.2", "0.1 -> 0.2", lineterm="", n=1))
+        assert not diff, "\n".join(diff[:60])
+    finally:
+        for db in ("lc_fresh", "lc_upgraded"):
+            sql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % db, dbname="postgres")
+
+
 TESTS = [
+    test_fresh_install_and_upgrade_from_0_1_have_the_same_schema,
+    test_alter_extension_update_from_0_1_with_events_pending_and_relay_running,
     test_drop_extension_refuses_while_events_are_pending,
     test_dump_restore_keeps_pending_events_and_ids,
 ]
