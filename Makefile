@@ -11,6 +11,7 @@ OBJS = \
 	src/relay_worker.o \
 	src/status.o \
 	src/dead_letter.o \
+	src/relay_control.o \
 	src/drop_guard.o \
 	relay/topic.o \
 	relay/properties.o \

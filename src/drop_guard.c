@@ -9,14 +9,17 @@
  * the extension's schema), counts what would be lost and refuses unless
  * edu_outbox.discard_pending_on_drop is on.
  */
-#include "edu_outbox.h"
+#include "postgres.h"
 
-#include "catalog/namespace.h"
 #include "commands/event_trigger.h"
 #include "commands/extension.h"
+#include "catalog/namespace.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "nodes/parsenodes.h"
+
+#include "outbox_table.h"
+#include "settings.h"
 
 PG_FUNCTION_INFO_V1(outbox_guard_drop);
 

@@ -3,11 +3,16 @@
  *
  * Settings are defined whenever the library is loaded; shared memory and
  * the relay worker only when it is loaded through shared_preload_libraries.
+ * Nothing includes a header of this file: it sits on top of the others.
  */
-#include "edu_outbox.h"
+#include "postgres.h"
 
 #include "fmgr.h"
 #include "miscadmin.h"
+
+#include "relay_worker.h"
+#include "settings.h"
+#include "shared_state.h"
 
 PG_MODULE_MAGIC;
 

@@ -6,7 +6,7 @@
  * commits, so delivery starts within milliseconds instead of at the next
  * poll. Nothing here may fail at commit: the rows are already visible.
  */
-#include "edu_outbox.h"
+#include "postgres.h"
 
 #include "access/xact.h"
 #include "miscadmin.h"

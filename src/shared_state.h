@@ -43,6 +43,14 @@ typedef struct OutboxSharedState
 /* NULL unless the library was preloaded. */
 extern OutboxSharedState *outbox_shared;
 
+/* _PG_init (preloaded only): reserve and initialise the shared memory. */
+extern void outbox_shmem_init_hooks(void);
+/* The worker announces itself (database, latch) and withdraws at exit. */
+extern void outbox_worker_attach(Oid dboid, Latch *latch);
+extern void outbox_worker_detach(void);
+/* Sets the worker's latch when the current transaction commits. */
+extern void outbox_wake_worker_at_commit(void);
+
 extern void outbox_status_set(const char *worker_state, const char *producer_state);
 extern void outbox_status_error(const char *error);
 /* Adds counts[i] delivered events to topics[i] (distinct topics, a handful). */

@@ -1,9 +1,8 @@
 /*
  * status.c: SQL functions that read the relay's shared state
- * (edu_outbox.worker_status(), edu_outbox.topic_stats()) and let SQL wake
- * the relay (pause, resume).
+ * (edu_outbox.worker_status(), edu_outbox.topic_stats()).
  */
-#include "edu_outbox.h"
+#include "postgres.h"
 
 #include "fmgr.h"
 #include "funcapi.h"
@@ -14,7 +13,6 @@
 
 PG_FUNCTION_INFO_V1(outbox_worker_status);
 PG_FUNCTION_INFO_V1(outbox_topic_stats);
-PG_FUNCTION_INFO_V1(outbox_wake_relay_at_commit);
 
 static Datum
 text_or_null(const char *s, bool *isnull)
@@ -92,11 +90,4 @@ outbox_topic_stats(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
-}
-
-Datum
-outbox_wake_relay_at_commit(PG_FUNCTION_ARGS)
-{
-	outbox_wake_worker_at_commit();
-	PG_RETURN_VOID();
 }
