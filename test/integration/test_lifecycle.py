@@ -249,6 +249,10 @@ def test_fresh_install_and_upgrade_from_0_1_have_the_same_schema():
     fresh_db("lc_upgraded", version="0.1")
     try:
         sql("ALTER EXTENSION edu_outbox UPDATE", dbname="lc_upgraded")
+        for db in ("lc_fresh", "lc_upgraded"):
+            installed, default = sql("SELECT installed_version, default_version FROM pg_available_extensions "
+                                     "WHERE name = 'edu_outbox'", dbname=db)[0]
+            assert installed == default != "0.1", (db, installed, default)
         a, b = extension_schema("lc_fresh"), extension_schema("lc_upgraded")
         assert any("ALTER EXTENSION edu_outbox ADD TABLE edu_outbox.outbox_p3" in line for line in a), a[:20]
         diff = list(difflib.unified_diff(a, b, "fresh 0.2", "0.1 -> 0.2", lineterm="", n=1))
