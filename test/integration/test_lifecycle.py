@@ -262,7 +262,34 @@ def test_fresh_install_and_upgrade_from_0_1_have_the_same_schema():
             sql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % db, dbname="postgres")
 
 
+def test_restored_rows_in_the_create_extension_transaction_stay_pending():
+    """pg_restore -1 loads the outbox in the transaction that ran CREATE
+    EXTENSION, whose snapshot can count that very transaction as delivered
+    (its own xid is never in its snapshot's in-progress list, and a later xid
+    may have committed before the snapshot). Restored rows must stay pending."""
+    sql("DROP DATABASE IF EXISTS lc_same_tx WITH (FORCE)", dbname="postgres")
+    sql("CREATE DATABASE lc_same_tx", dbname="postgres")
+    restore = connect(autocommit=False, dbname="lc_same_tx")
+    try:
+        with restore.cursor() as cur:
+            cur.execute("SELECT pg_current_xact_id()")
+            sql("BEGIN; SELECT pg_current_xact_id(); COMMIT", dbname="lc_same_tx")  # a later xid commits first
+            cur.execute("CREATE EXTENSION edu_outbox")
+            cur.execute("SELECT pg_visible_in_snapshot(pg_current_xact_id(), delivered_snapshot) "
+                        "FROM edu_outbox.relay_state")
+            assert cur.fetchone()[0], "setup: this transaction should look delivered to its own snapshot"
+            # what pg_restore's COPY does: rows with the old cluster's xids
+            cur.execute("INSERT INTO edu_outbox.outbox (id, xid, topic, payload) "
+                        "VALUES (7, '123456', 'restored', '{}'), (8, '3', 'restored', '{}')")
+        restore.commit()
+        assert pending("lc_same_tx") == 2
+    finally:
+        restore.close()
+        sql("DROP DATABASE IF EXISTS lc_same_tx WITH (FORCE)", dbname="postgres")
+
+
 TESTS = [
+    test_restored_rows_in_the_create_extension_transaction_stay_pending,
     test_fresh_install_and_upgrade_from_0_1_have_the_same_schema,
     test_alter_extension_update_from_0_1_with_events_pending_and_relay_running,
     test_drop_extension_refuses_while_events_are_pending,
