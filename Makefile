@@ -13,6 +13,7 @@ OBJS = \
 	src/status.o \
 	src/dead_letter.o \
 	src/relay_control.o \
+	src/drop_guard.o \
 	relay/topic.o \
 	relay/properties.o \
 	relay/headers.o \
@@ -30,7 +31,7 @@ SHLIB_LINK = -lrdkafka -ljansson
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror=implicit-function-declaration
 
 # pg_regress: sql/NAME.sql against expected/NAME.out, on the running test cluster.
-REGRESS = publish capture operations
+REGRESS = publish capture operations roles
 REGRESS_OPTS = --inputdir=. --load-extension=edu_outbox
 
 PG_CONFIG ?= pg_config

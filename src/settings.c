@@ -28,6 +28,7 @@ int			outbox_message_max_bytes = RELAY_MESSAGE_MAX_BYTES_DEFAULT;
 int			outbox_final_flush_ms = 5000;
 int			outbox_stall_timeout_ms = 60000;
 int			outbox_dead_letter_mode = DEAD_LETTER_PARK_KEY;
+bool		outbox_discard_pending_on_drop = false;
 
 static const struct config_enum_entry dead_letter_modes[] = {
 	{"park_key", DEAD_LETTER_PARK_KEY, false},
@@ -199,6 +200,14 @@ outbox_define_settings(void)
 							 &outbox_dead_letter_mode,
 							 DEAD_LETTER_PARK_KEY, dead_letter_modes,
 							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("edu_outbox.discard_pending_on_drop",
+							 "Lets DROP EXTENSION edu_outbox discard events not yet delivered.",
+							 "Off: DROP EXTENSION (or DROP SCHEMA ... CASCADE of its schema) is refused while events are pending or dead-lettered.",
+							 &outbox_discard_pending_on_drop,
+							 false,
+							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("edu_outbox");
