@@ -9,6 +9,7 @@ OBJS = \
 	src/batch.o \
 	src/cleanup.o \
 	src/relay_worker.o \
+	src/launcher.o \
 	src/status.o \
 	src/dead_letter.o \
 	relay/topic.o \

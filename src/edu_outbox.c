@@ -1,13 +1,17 @@
 /*
  * edu_outbox.c: module entry point.
  *
- * Settings are defined whenever the library is loaded; shared memory and
- * the relay worker only when it is loaded through shared_preload_libraries.
+ * Settings are defined whenever the library is loaded; shared memory, the
+ * launcher and its relay workers only when it is loaded through
+ * shared_preload_libraries.
  */
 #include "edu_outbox.h"
 
 #include "fmgr.h"
 #include "miscadmin.h"
+
+#include "launcher.h"
+#include "shared_state.h"
 
 PG_MODULE_MAGIC;
 
@@ -22,5 +26,5 @@ _PG_init(void)
 		return;
 
 	outbox_shmem_init_hooks();
-	outbox_register_worker();
+	outbox_register_launcher();
 }

@@ -30,12 +30,10 @@ extern int	outbox_poll_interval_ms;
 extern int	outbox_max_payload_size;
 extern int	outbox_final_flush_ms;
 extern int	outbox_dead_letter_mode;
+extern int	outbox_max_databases;
 extern void outbox_define_settings(void);
 
-/* shared_state.c */
-extern void outbox_shmem_init_hooks(void);
-extern void outbox_worker_attach(Oid dboid, Latch *latch);
-extern void outbox_worker_detach(void);
+/* shared_state.c (more in shared_state.h) */
 extern void outbox_wake_worker_at_commit(void);
 
 /* publish.c */
@@ -43,8 +41,7 @@ extern void outbox_check_topic(text *topic);
 extern int64 outbox_write_event(Datum topic, Datum payload, Datum key, bool key_isnull,
 								Datum headers, bool headers_isnull, TimestampTz *created_at);
 
-/* relay_worker.c */
-extern void outbox_register_worker(void);
+/* relay_worker.c: one per relayed database, started by the launcher (launcher.h) */
 PGDLLEXPORT void outbox_relay_main(Datum main_arg);
 
 #endif							/* EDU_OUTBOX_H */
