@@ -548,6 +548,7 @@ outbox_relay_main(Datum main_arg)
 {
 	int			backoff_ms = 0;
 	int			slotno = DatumGetInt32(main_arg);
+	const char *stop_reason = NULL;
 	OutboxSlot *slot;
 	Oid			dboid;
 
@@ -634,9 +635,7 @@ outbox_relay_main(Datum main_arg)
 				if (relay_needs_extension)
 				{
 					/* dropped: with '*' the database is no longer relayed */
-					ereport(LOG,
-							(errmsg("edu_outbox relay stops: the extension was dropped in database \"%s\"",
-									relay_dbname)));
+					stop_reason = "The extension was dropped.";
 					outbox_worker_set_exit_reason(OUTBOX_EXIT_NO_EXTENSION);
 					goto stop;
 				}
@@ -667,6 +666,7 @@ stop:
 	persist_progress();
 	if (producer)
 		drop_producer();
-	ereport(LOG, (errmsg("edu_outbox relay shutting down for database \"%s\"", relay_dbname)));
+	ereport(LOG, (errmsg("edu_outbox relay shutting down for database \"%s\"", relay_dbname),
+				  stop_reason ? errdetail("%s", stop_reason) : 0));
 	proc_exit(0);
 }
