@@ -328,12 +328,13 @@ reap_workers(const WantedDb *dbs, int n)
 				note_without_extension(dboid);
 				wanted = false;
 			}
-			else if (wanted)
+			else if (wanted && !sw->stopping)
 			{
 				/* it failed or crashed: start it again after a pause */
 				sw->restart_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 															 WORKER_RESTART_MS);
 			}
+			sw->stopping = false;	/* stopped on request; wanted again: start now */
 		}
 		if (!wanted)
 			assign_slot(i, NULL);
