@@ -64,7 +64,7 @@ static SlotWorker *slot_workers;
 static Oid *no_extension;		/* '*' databases found without the extension */
 static int	n_no_extension;
 static MemoryContext scan_cxt;
-static bool slots_full_logged = false;
+static List *slots_full_logged = NIL;	/* databases reported as finding no free slot */
 static bool workers_full_logged = false;
 static List *missing_logged = NIL;	/* listed names already reported missing */
 
@@ -368,14 +368,19 @@ start_workers(const WantedDb *dbs, int n)
 		{
 			if (free_slot < 0)
 			{
-				if (!slots_full_logged)
+				if (!list_member_oid(slots_full_logged, dbs[j].dboid))
+				{
 					ereport(WARNING,
 							(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-							 errmsg("edu_outbox cannot relay database \"%s\": all %d slots are in use",
+							 errmsg("edu_outbox cannot relay database \"%s\" now: all %d slots are in use",
 									dbs[j].name, outbox_shared->nslots),
+							 errdetail("It is relayed once a slot is free."),
 							 errhint("Raise \"%s\" and restart the server.",
 									 "edu_outbox.max_databases")));
-				slots_full_logged = true;
+					MemoryContextSwitchTo(TopMemoryContext);
+					slots_full_logged = lappend_oid(slots_full_logged, dbs[j].dboid);
+					MemoryContextSwitchTo(scan_cxt);
+				}
 				continue;
 			}
 			i = free_slot;
@@ -462,7 +467,8 @@ outbox_launcher_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 			list_free_deep(missing_logged);
 			missing_logged = NIL;
-			slots_full_logged = false;
+			list_free(slots_full_logged);
+			slots_full_logged = NIL;
 		}
 		SpinLockAcquire(&outbox_shared->mutex);
 		generation = outbox_shared->extension_generation;
