@@ -12,6 +12,7 @@ OBJS = \
 	src/launcher.o \
 	src/status.o \
 	src/dead_letter.o \
+	src/relay_control.o \
 	relay/topic.o \
 	relay/properties.o \
 	relay/headers.o \

@@ -12,7 +12,7 @@
 #include "utils/timestamp.h"
 
 #include "batch.h"
-#include "edu_outbox.h"
+#include "outbox_table.h"
 
 /* Transactions of a batch, in commit order. */
 #define TXNS_SQL(order) \
@@ -387,20 +387,4 @@ outbox_batch_advance(OutboxBatch *batch, const OutboxEvent *events, int ndeliver
 		set_delivered(batch, batch->batch_snapshot);
 		forget_open_batch(batch);
 	}
-}
-
-bool
-outbox_relay_paused(void)
-{
-	bool		isnull;
-	bool		paused;
-	int			ret = SPI_execute("SELECT paused FROM " OUTBOX_SCHEMA ".relay_state", true, 1);
-
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("edu_outbox.relay_state must hold exactly one row")));
-	paused = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_freetuptable(SPI_tuptable);
-	return paused;
 }

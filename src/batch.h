@@ -62,7 +62,5 @@ extern int	outbox_batch_fetch(OutboxBatch *batch, int limit, MemoryContext cxt,
 /* Records that the first ndelivered of events were acknowledged. */
 extern void outbox_batch_advance(OutboxBatch *batch, const OutboxEvent *events,
 								 int ndelivered);
-/* Whether outbox_pause() is in effect. */
-extern bool outbox_relay_paused(void);
 
 #endif

@@ -14,7 +14,7 @@
  * Parsed options are cached per trigger and dropped when the table's
  * relcache entry is invalidated (ALTER TABLE, CREATE OR REPLACE TRIGGER).
  */
-#include "edu_outbox.h"
+#include "postgres.h"
 
 #include "access/genam.h"
 #include "access/htup_details.h"
@@ -35,6 +35,8 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+
+#include "publish.h"
 
 PG_FUNCTION_INFO_V1(outbox_capture);
 PG_FUNCTION_INFO_V1(outbox_capture_check);

@@ -12,7 +12,7 @@
 #include "utils/timestamp.h"
 
 #include "dead_letter.h"
-#include "edu_outbox.h"
+#include "outbox_table.h"
 #include "shared_state.h"
 
 typedef struct DeadLetterHead

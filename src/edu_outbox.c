@@ -3,14 +3,16 @@
  *
  * Settings are defined whenever the library is loaded; shared memory, the
  * launcher and its relay workers only when it is loaded through
- * shared_preload_libraries.
+ * shared_preload_libraries. Nothing includes a header of this file: it sits
+ * on top of the others.
  */
-#include "edu_outbox.h"
+#include "postgres.h"
 
 #include "fmgr.h"
 #include "miscadmin.h"
 
 #include "launcher.h"
+#include "settings.h"
 #include "shared_state.h"
 
 PG_MODULE_MAGIC;

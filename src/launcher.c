@@ -16,7 +16,7 @@
  * The launcher is the only one who assigns shared-memory slots to
  * databases; a worker is told its slot number and attaches to it.
  */
-#include "edu_outbox.h"
+#include "postgres.h"
 
 #include "access/heapam.h"
 #include "access/htup_details.h"
@@ -38,6 +38,7 @@
 #include "utils/varlena.h"
 
 #include "launcher.h"
+#include "settings.h"
 #include "shared_state.h"
 
 #define LAUNCHER_NAP_MS 10000	/* how often new databases are looked for */

@@ -6,7 +6,7 @@
  * bad input fails the caller's statement instead of becoming an event that
  * can never be delivered, then inserts one outbox row.
  */
-#include "edu_outbox.h"
+#include "postgres.h"
 
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -22,6 +22,10 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "outbox_table.h"
+#include "publish.h"
+#include "settings.h"
+#include "shared_state.h"
 #include "../relay/relay.h"
 
 PG_FUNCTION_INFO_V1(outbox_publish);

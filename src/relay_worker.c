@@ -8,7 +8,7 @@
  * acknowledgements. Only the acknowledged prefix counts as delivered: the
  * rest is read and sent again, so delivery is at least once and in order.
  */
-#include "edu_outbox.h"
+#include "postgres.h"
 
 #include <sys/stat.h>
 
@@ -33,6 +33,9 @@
 #include "batch.h"
 #include "cleanup.h"
 #include "dead_letter.h"
+#include "relay_control.h"
+#include "relay_worker.h"
+#include "settings.h"
 #include "shared_state.h"
 #include "../relay/relay.h"
 

@@ -1,13 +1,14 @@
 /*
  * settings.c: the edu_outbox.* settings and their check hooks.
  */
-#include "edu_outbox.h"
+#include "postgres.h"
 
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/varlena.h"
 
 #include "dead_letter.h"
+#include "settings.h"
 #include "../relay/relay.h"
 
 char	   *outbox_brokers = NULL;

@@ -11,7 +11,7 @@
  * the next poll; CREATE EXTENSION wakes the launcher the same way. Nothing
  * here may fail at commit: the rows are already visible.
  */
-#include "edu_outbox.h"
+#include "postgres.h"
 
 #include "access/xact.h"
 #include "miscadmin.h"
@@ -21,6 +21,7 @@
 #include "storage/spin.h"
 #include "utils/timestamp.h"
 
+#include "settings.h"
 #include "shared_state.h"
 
 OutboxSharedState *outbox_shared = NULL;

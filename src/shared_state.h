@@ -65,6 +65,7 @@ typedef struct OutboxSharedState
 /* NULL unless the library was preloaded. */
 extern OutboxSharedState *outbox_shared;
 
+/* _PG_init (preloaded only): reserve and initialise the shared memory. */
 extern void outbox_shmem_init_hooks(void);
 
 /* The relay worker's side: its own slot. */

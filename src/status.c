@@ -4,7 +4,7 @@
  * SQL wake it (pause, resume), and tell at CREATE EXTENSION whether the
  * database is relayed at all.
  */
-#include "edu_outbox.h"
+#include "postgres.h"
 
 #include "commands/dbcommands.h"
 #include "fmgr.h"
@@ -18,7 +18,6 @@
 
 PG_FUNCTION_INFO_V1(outbox_worker_status);
 PG_FUNCTION_INFO_V1(outbox_topic_stats);
-PG_FUNCTION_INFO_V1(outbox_wake_relay_at_commit);
 PG_FUNCTION_INFO_V1(outbox_check_database_relayed);
 
 static Datum
@@ -98,13 +97,6 @@ outbox_topic_stats(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
-}
-
-Datum
-outbox_wake_relay_at_commit(PG_FUNCTION_ARGS)
-{
-	outbox_wake_worker_at_commit();
-	PG_RETURN_VOID();
 }
 
 /*
