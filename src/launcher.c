@@ -497,5 +497,6 @@ outbox_launcher_main(Datum main_arg)
 	outbox_shared->launcher_latch = NULL;
 	outbox_shared->launcher_pid = 0;
 	SpinLockRelease(&outbox_shared->mutex);
-	proc_exit(0);
+	/* exit code 1: restarted after bgw_restart_time if it was stopped while the server runs */
+	proc_exit(1);
 }
