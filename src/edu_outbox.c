@@ -11,6 +11,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 
+#include "drop_database.h"
 #include "launcher.h"
 #include "settings.h"
 #include "shared_state.h"
@@ -29,4 +30,5 @@ _PG_init(void)
 
 	outbox_shmem_init_hooks();
 	outbox_register_launcher();
+	outbox_drop_database_init();
 }

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 
+import psycopg2.errors
 import psycopg2.extras
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -196,6 +197,34 @@ def test_star_relays_a_later_created_extension():
     assert worker_pid(LATE) is None, "a database without the extension must not be relayed"
 
 
+def test_drop_database_of_a_relayed_database():
+    # someone who may not drop it cannot stop its relay either
+    pid_b = worker_pid(B)
+    sql("DROP ROLE IF EXISTS mdb_intruder")
+    sql("CREATE ROLE mdb_intruder")
+    conn = connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET ROLE mdb_intruder")
+            try:
+                cur.execute("DROP DATABASE %s" % B)
+                raise AssertionError("mdb_intruder dropped a database it does not own")
+            except psycopg2.errors.InsufficientPrivilege:
+                pass
+    finally:
+        conn.close()
+        sql("DROP ROLE mdb_intruder")
+    time.sleep(1)
+    assert worker_pid(B) == pid_b, "a refused DROP DATABASE must not stop the relay"
+
+    assert worker_pid(A) is not None
+    sql("DROP DATABASE %s" % A)   # no FORCE: the relay worker steps aside
+    assert 'stops the relay worker of database "%s" for DROP DATABASE' % A in server_log()
+    time.sleep(7)                 # past the launcher's pause before restarting a worker
+    assert worker_pid(A) is None
+    assert worker_pid(B) is not None and worker_pid(DB) is not None
+
+
 def test_cleanup_back_to_one_database():
     set_databases(None)
     for db in (A, B, LATE):
@@ -210,6 +239,7 @@ TESTS = [
     test_two_databases_relayed_each_in_order,
     test_reload_stops_and_starts_a_database,
     test_star_relays_a_later_created_extension,
+    test_drop_database_of_a_relayed_database,
     test_cleanup_back_to_one_database,
 ]
 
