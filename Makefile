@@ -19,7 +19,8 @@ OBJS = \
 	relay/headers.o \
 	relay/producer.o \
 	relay/delivery.o \
-	relay/errors.o
+	relay/errors.o \
+	relay/decide.o
 
 EXTENSION = edu_outbox
 DATA = sql/edu_outbox--0.1.sql sql/edu_outbox--0.1--0.2.sql

@@ -67,14 +67,19 @@ extern bool relay_error_is_authentication(int err);
 
 /* ---- producer.c / delivery.c ---- */
 
-/* One record to send; the strings are the caller's and must outlive the send. */
+/*
+ * One record to send. value is malloc'ed: relay_chunk_send hands it to
+ * librdkafka, which frees it once the record is done with, and sets the
+ * field to NULL; a value still set afterwards is the caller's to free. The
+ * other strings are the caller's and are copied by librdkafka.
+ */
 typedef struct RelayRecord
 {
 	int64_t		id;				/* outbox id, also sent as header outbox-id */
 	const char *topic;
 	const char *key;			/* NULL: no key */
 	size_t		key_len;
-	const char *value;
+	char	   *value;
 	size_t		value_len;
 	const char *headers_json;	/* NULL: only outbox-id */
 	int64_t		timestamp_ms;	/* record timestamp, ms since the epoch */
@@ -88,16 +93,19 @@ typedef enum RelayOutcome
 	RELAY_FAILED				/* report carried an error: send again */
 } RelayOutcome;
 
-typedef struct RelayBatch
+/*
+ * The records sent together and their outcomes. It belongs to the producer
+ * (see relay_chunk_begin); delivery reports of an earlier chunk, or arriving
+ * while the producer is destroyed, never touch it.
+ */
+typedef struct RelayChunk
 {
 	int			nrecords;
 	int			nsent;			/* records handed to librdkafka */
 	int			nreported;		/* delivery reports received */
 	RelayOutcome *outcome;		/* nrecords entries */
 	int		   *error;			/* nrecords rd_kafka_resp_err_t, for FAILED ones */
-	int			first_error;	/* rd_kafka_resp_err_t of first failure */
-	char		first_error_text[RELAY_ERRLEN];
-} RelayBatch;
+} RelayChunk;
 
 typedef struct RelayProducer RelayProducer;
 
@@ -127,16 +135,20 @@ extern void relay_producer_destroy(RelayProducer *producer);
 extern void relay_producer_poll(RelayProducer *producer, int timeout_ms);
 extern void relay_producer_health(RelayProducer *producer, RelayHealth *out);
 
-extern void relay_batch_init(RelayBatch *batch, int nrecords, RelayOutcome *outcome,
-							 int *error);
 /*
- * Hands records [batch->nsent, nrecords) to librdkafka, stopping at the first
+ * Starts a chunk of nrecords records; reports for earlier chunks are ignored
+ * from now on. The chunk stays valid until the next relay_chunk_begin or
+ * relay_producer_destroy. NULL if out of memory.
+ */
+extern RelayChunk *relay_chunk_begin(RelayProducer *producer, int nrecords);
+/*
+ * Hands records [chunk->nsent, nrecords) to librdkafka, stopping at the first
  * one it refuses for good (that one is marked FAILED). A full local queue is
  * served by polling, not an error. Returns false if sending stopped early.
  */
-extern bool relay_batch_send(RelayProducer *producer, RelayBatch *batch,
-							 const RelayRecord *records);
+extern bool relay_chunk_send(RelayProducer *producer, RelayChunk *chunk,
+							 RelayRecord *records);
 /* True once every sent record has its delivery report. */
-extern bool relay_batch_settled(const RelayBatch *batch);
+extern bool relay_chunk_settled(const RelayChunk *chunk);
 
 #endif							/* EDU_OUTBOX_RELAY_H */

@@ -110,8 +110,8 @@ ALTER SYSTEM SET edu_outbox.kafka_properties = 'linger.ms';
 -- Credentials are refused in settings (PostgreSQL logs changed settings).
 ALTER SYSTEM SET edu_outbox.kafka_properties = 'sasl.username=app; sasl.password=x';
 ALTER SYSTEM SET edu_outbox.brokers = '';
-ALTER SYSTEM SET edu_outbox.batch_size = 0;
-SET edu_outbox.batch_size = 10;
+ALTER SYSTEM SET edu_outbox.chunk_max_events = 0;
+SET edu_outbox.chunk_max_events = 10;
 SET edu_outbox.no_such_setting = 1;
 
 -- Relay state starts with nothing delivered and no batch open.

@@ -3,6 +3,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/varlena.h"
@@ -15,10 +17,12 @@ char	   *outbox_brokers = NULL;
 char	   *outbox_database = NULL;
 char	   *outbox_kafka_properties = NULL;
 char	   *outbox_kafka_secrets_file = NULL;
-int			outbox_batch_size = 10000;
+int			outbox_chunk_max_events = 10000;
+int			outbox_chunk_max_bytes = 64 * 1024 * 1024;
 int			outbox_poll_interval_ms = 1000;
 int			outbox_max_payload_size = 1000000;
 int			outbox_final_flush_ms = 5000;
+int			outbox_stall_timeout_ms = 60000;
 int			outbox_dead_letter_mode = DEAD_LETTER_PARK_KEY;
 int			outbox_max_databases = 8;
 
@@ -129,12 +133,21 @@ outbox_define_settings(void)
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
 
-	DefineCustomIntVariable("edu_outbox.batch_size",
-							"Most events the relay reads and sends per batch.",
+	DefineCustomIntVariable("edu_outbox.chunk_max_events",
+							"Most events the relay reads and sends together as one chunk.",
 							NULL,
-							&outbox_batch_size,
+							&outbox_chunk_max_events,
 							10000, 1, 100000,
 							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	/* bounds the relay's memory: a chunk is held once, by librdkafka, until acknowledged */
+	DefineCustomIntVariable("edu_outbox.chunk_max_bytes",
+							"Most bytes (payload, key and headers) the relay reads and sends together as one chunk.",
+							"A single event larger than this is still sent, alone.",
+							&outbox_chunk_max_bytes,
+							64 * 1024 * 1024, 1024, MaxAllocSize,
+							PGC_SIGHUP, GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("edu_outbox.poll_interval",
@@ -158,6 +171,14 @@ outbox_define_settings(void)
 							NULL,
 							&outbox_final_flush_ms,
 							5000, 0, 600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("edu_outbox.stall_timeout",
+							"Time without delivery progress, while events are pending, after which the relay reports itself stalled.",
+							"outbox_status() then shows worker_state \"stalled\" and the reason in last_error.",
+							&outbox_stall_timeout_ms,
+							60000, 1000, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 

@@ -8,10 +8,12 @@ extern char *outbox_brokers;
 extern char *outbox_database;
 extern char *outbox_kafka_properties;
 extern char *outbox_kafka_secrets_file;
-extern int	outbox_batch_size;
+extern int	outbox_chunk_max_events;
+extern int	outbox_chunk_max_bytes;
 extern int	outbox_poll_interval_ms;
 extern int	outbox_max_payload_size;
 extern int	outbox_final_flush_ms;
+extern int	outbox_stall_timeout_ms;
 extern int	outbox_dead_letter_mode;
 extern int	outbox_max_databases;	/* slots of shared memory: restart only */
 

@@ -87,7 +87,7 @@ for suite in "${suites[@]}"; do
       ;;
     integration)
       if ! start_services; then fail_suite "integration: services did not start"; continue; fi
-      for t in test_relay test_operations test_multidb; do
+      for t in test_relay test_operations test_delivery_loop test_multidb; do
         /usr/bin/python3 "test/integration/$t.py" >"$out.$t" 2>&1
         cat "$out.$t"
         count_tap "integration/$t" "$out.$t"

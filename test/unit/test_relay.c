@@ -18,26 +18,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "relay.h"
-
-static int	ntests = 0;
-static int	nfailed = 0;
-
-static bool
-check(bool cond, const char *fmt, ...)
-{
-	va_list		ap;
-
-	ntests++;
-	if (!cond)
-		nfailed++;
-	printf("%sok %d - ", cond ? "" : "not ", ntests);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-	return cond;
-}
+#include "tap.h"
 
 /* ------------------------------------------------------------------ */
 /* topic.c */
@@ -497,6 +478,5 @@ main(void)
 	test_properties_check();
 	test_secrets_file();
 	test_headers();
-	printf("1..%d\n", ntests);
-	return nfailed == 0 ? 0 : 1;
+	return tap_done();
 }
