@@ -10,6 +10,8 @@ OBJS = \
 	src/batch.o \
 	src/cleanup.o \
 	src/relay_worker.o \
+	src/launcher.o \
+	src/drop_database.o \
 	src/status.o \
 	src/dead_letter.o \
 	src/relay_control.o \

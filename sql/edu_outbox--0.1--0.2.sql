@@ -391,3 +391,14 @@ GRANT EXECUTE ON FUNCTION @extschema@.outbox_discard_dead_letter(bigint) TO edu_
 GRANT EXECUTE ON FUNCTION @extschema@.outbox_replay(bigint, bigint) TO edu_outbox_operator;
 GRANT EXECUTE ON FUNCTION @extschema@.outbox_replay(timestamptz, timestamptz) TO edu_outbox_operator;
 GRANT SELECT ON @extschema@.outbox_dead_letters TO edu_outbox_operator;
+
+-- Issue 9, item 11: several databases in one cluster.
+-- Run at CREATE EXTENSION (and at the update from 0.1): wakes the launcher
+-- once this transaction commits, so that edu_outbox.database = '*' starts
+-- relaying this database, and warns if no relay serves it.
+CREATE FUNCTION edu_outbox.check_database_relayed() RETURNS void
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'outbox_check_database_relayed';
+REVOKE ALL ON FUNCTION edu_outbox.check_database_relayed() FROM PUBLIC;
+
+SELECT edu_outbox.check_database_relayed();

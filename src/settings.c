@@ -7,6 +7,7 @@
 
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/varlena.h"
 
 #include "dead_letter.h"
 #include "settings.h"
@@ -29,6 +30,7 @@ int			outbox_final_flush_ms = 5000;
 int			outbox_stall_timeout_ms = 60000;
 int			outbox_dead_letter_mode = DEAD_LETTER_PARK_KEY;
 bool		outbox_discard_pending_on_drop = false;
+int			outbox_max_databases = 8;
 
 static const struct config_enum_entry dead_letter_modes[] = {
 	{"park_key", DEAD_LETTER_PARK_KEY, false},
@@ -43,6 +45,32 @@ check_nonempty(char **newval, void **extra, GucSource source)
 	if (*newval == NULL || (*newval)[0] == '\0')
 	{
 		GUC_check_errdetail("The value must not be empty.");
+		return false;
+	}
+	return true;
+}
+
+/* A comma-separated list of database names (double quotes allowed), or '*'. */
+static bool
+check_database_list(char **newval, void **extra, GucSource source)
+{
+	char	   *copy;
+	List	   *names = NIL;
+	bool		ok;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+	{
+		GUC_check_errdetail("The value must not be empty.");
+		return false;
+	}
+	copy = pstrdup(*newval);
+	ok = SplitGUCList(copy, ',', &names) && names != NIL;
+	list_free(names);
+	pfree(copy);
+	if (!ok)
+	{
+		GUC_check_errdetail("List syntax is invalid.");
+		GUC_check_errhint("Give a comma-separated list of database names, or * for every database where the extension is created.");
 		return false;
 	}
 	return true;
@@ -90,12 +118,20 @@ outbox_define_settings(void)
 							   check_nonempty, NULL, NULL);
 
 	DefineCustomStringVariable("edu_outbox.database",
-							   "Database whose outbox the relay worker serves.",
-							   NULL,
+							   "Databases whose outboxes are relayed, one worker each.",
+							   "A comma-separated list of database names, or * for every database where the extension is created.",
 							   &outbox_database,
 							   "postgres",
-							   PGC_POSTMASTER, 0,
-							   check_nonempty, NULL, NULL);
+							   PGC_SIGHUP, GUC_LIST_INPUT,
+							   check_database_list, NULL, NULL);
+
+	DefineCustomIntVariable("edu_outbox.max_databases",
+							"Most databases relayed at the same time.",
+							"Each relayed database takes a slot of shared memory and a background worker.",
+							&outbox_max_databases,
+							8, 1, 1000,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
 
 	/* May carry credentials (sasl.password): superuser-only, never logged. */
 	DefineCustomStringVariable("edu_outbox.kafka_properties",

@@ -21,6 +21,7 @@ extern int	outbox_final_flush_ms;
 extern int	outbox_stall_timeout_ms;
 extern int	outbox_dead_letter_mode;
 extern bool outbox_discard_pending_on_drop;
+extern int	outbox_max_databases;	/* slots of shared memory: restart only */
 
 /* Called from _PG_init, whether or not the library is preloaded. */
 extern void outbox_define_settings(void);

@@ -121,7 +121,9 @@ def script(name, *args):
 
 
 def relay_pid():
-    rows = sql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'edu_outbox relay'")
+    """The relay worker of the test database (other databases may have their own)."""
+    rows = sql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'edu_outbox relay' "
+               "AND datname = current_database()")
     return rows[0][0] if rows else None
 
 
