@@ -87,14 +87,15 @@ def backend_pid(backend_type, pg_dir=None, port=None):
 
 
 def relay_children(data_dir):
-    """PIDs of relay workers among the children of the postmaster of data_dir."""
+    """PIDs of edu_outbox workers (launcher, relays) among the children of the
+    postmaster of data_dir."""
     try:
         with open(os.path.join(data_dir, "postmaster.pid")) as f:
             pm = f.readline().strip()
     except OSError:
         return []
     out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", pm], capture_output=True, text=True)
-    return [line.split()[0] for line in out.stdout.splitlines() if "edu_outbox relay" in line]
+    return [line.split()[0] for line in out.stdout.splitlines() if "edu_outbox" in line]
 
 
 def append_conf(data_dir, lines):
@@ -186,8 +187,8 @@ class Pair:
         try:
             rows = query(PRIMARY_DIR, PRIMARY_PORT,
                          "SELECT pg_is_in_recovery(), (SELECT count(*) FROM pg_stat_activity "
-                         "WHERE backend_type = 'edu_outbox relay')")
-            state = "in recovery=%s, relay backends=%d" % rows[0]
+                         "WHERE backend_type LIKE 'edu_outbox%%')")
+            state = "in recovery=%s, edu_outbox backends=%d" % rows[0]
             s.require(rows[0][0] and rows[0][1] == 0, "old primary as standby: " + state)
         except psycopg2.OperationalError as e:
             state = "takes no connections (%s)" % " ".join(str(e).split())[:120]
