@@ -153,10 +153,15 @@ wanted_standbys(bool *any)
 	return names;
 }
 
-/* The connected physical standbys (base backups and logical walsenders do not count). */
+/*
+ * The connected physical standbys (base backups and logical walsenders do
+ * not count), read in a short transaction; *out is allocated in the
+ * caller's memory context, which is current again on return.
+ */
 static int
 read_standbys(Standby **out)
 {
+	MemoryContext caller = CurrentMemoryContext;
 	int			ret;
 	int			n;
 	Standby    *s;
@@ -175,7 +180,7 @@ read_standbys(Standby **out)
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "edu_outbox: reading pg_stat_replication failed: %s", SPI_result_code_string(ret));
 	n = (int) SPI_processed;
-	s = palloc0(sizeof(Standby) * Max(n, 1));
+	s = MemoryContextAllocZero(caller, sizeof(Standby) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -188,6 +193,7 @@ read_standbys(Standby **out)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	*out = s;
 	return n;
