@@ -8,6 +8,10 @@
 #   BENCH_QUICK=1 bash bench/run.sh   the same, small and short (~3 min smoke check)
 #   bash bench/run.sh sustained    the long sustained-load run only (default 30 min);
 #                                  writes bench/results/SUSTAINED.md and a plot
+#   bash bench/run.sh durability   what durable-before-sent costs (issue 11): latency
+#                                  at 1k events/s with and without the WAL flush and
+#                                  with wait_for_standbys = on against a local standby;
+#                                  writes bench/results/DURABILITY.md (~3 min)
 #
 # It installs what it needs (scripts/install-deps.sh, gnuplot-nox), builds and
 # installs the extension, starts its OWN Kafka broker (127.0.0.1:39092) and
@@ -20,7 +24,7 @@ BENCH=$ROOT/bench
 cd "$ROOT"
 
 MODE=${1:-all}
-case $MODE in all|sustained) ;; *) echo "usage: $0 [all|sustained]" >&2; exit 2 ;; esac
+case $MODE in all|sustained|durability) ;; *) echo "usage: $0 [all|sustained|durability]" >&2; exit 2 ;; esac
 
 log() { printf '%s [bench] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -55,8 +59,10 @@ SIZES=${BENCH_SIZES:-"200 2048"}
 PARTITIONS=${BENCH_PARTITIONS:-3}
 PAUSE_METHOD=${BENCH_PAUSE_METHOD:-auto}             # auto | sql | sigstop
 
-export KAFKA_PORT=39092
-export PGPORT_EDU=54359
+export KAFKA_PORT=${BENCH_KAFKA_PORT:-39092}
+export PGPORT_EDU=${BENCH_PG_PORT:-54359}
+STANDBY_PORT=${BENCH_STANDBY_PORT:-$((PGPORT_EDU + 1))}
+DUR_RATE=${BENCH_DURABILITY_RATE:-1000}
 export OUTBOX_DB=bench
 BROKER=127.0.0.1:$KAFKA_PORT
 OUT=${BENCH_OUT:-$BENCH/results}
@@ -87,7 +93,7 @@ gcc -O2 -Wall -I"$(pg_config --includedir)" -o "$BUILD/publisher" "$BENCH/publis
 KU=$BUILD/kafka_util
 
 # ---------------------------------------------------------------- services
-for port in $KAFKA_PORT $((KAFKA_PORT + 1)) $PGPORT_EDU; do
+for port in $KAFKA_PORT $((KAFKA_PORT + 1)) $PGPORT_EDU $STANDBY_PORT; do
   if ss -Hltn "sport = :$port" | grep -q .; then die "port $port is in use; is another benchmark running?"; fi
 done
 WORK=$(mktemp -d /tmp/edu_outbox_bench.XXXXXX)
@@ -104,6 +110,7 @@ cleanup() {
   [ -n "${CONS_PID:-}" ] && kill "$CONS_PID" 2>/dev/null
   [ -n "${SAMPLER_PID:-}" ] && kill "$SAMPLER_PID" 2>/dev/null
   [ -n "${RELAY_STOPPED:-}" ] && kill -CONT "$RELAY_STOPPED" 2>/dev/null
+  PGDIR_EDU=$WORK/pg-standby PGPORT_EDU=$STANDBY_PORT scripts/pg.sh destroy >/dev/null 2>&1 || true
   log "stopping PostgreSQL and Kafka"
   scripts/pg.sh destroy >/dev/null 2>&1 || true
   scripts/kafka.sh stop >/dev/null 2>&1 || true
@@ -585,12 +592,91 @@ sustained() {
   log "   $name: publisher $pubres"
 }
 
+# ---------------------------------------------------------------- 6. durability
+# The relay flushes WAL up to each batch's snapshot before sending it, and with
+# edu_outbox.wait_for_standbys waits for the standbys. Baseline: the relay of
+# BENCH_BASELINE_REF (default: the merge base with main, which must not have
+# src/durability.c yet and must have the same SQL), swapped in as the .so only.
+use_library() {   # use_library FILE: install that edu_outbox.so and restart
+  cp "$1" "$(pg_config --pkglibdir)/edu_outbox.so"
+  scripts/pg.sh restart >/dev/null
+  for _ in $(seq 1 50); do [ -n "$(relay_pid)" ] && return 0; sleep 0.2; done
+  die "the relay did not come back after the restart"
+}
+start_standby() {
+  local sdir=$WORK/pg-standby
+  mkdir -p "$sdir"; chown postgres: "$sdir"
+  runuser -u postgres -- "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$PGPORT_EDU" -U postgres \
+    -D "$sdir/data" -X stream -c fast -R
+  printf "port = %s\nunix_socket_directories = '%s'\nprimary_conninfo = 'host=127.0.0.1 port=%s user=postgres application_name=bench_standby'\n" \
+    "$STANDBY_PORT" "$sdir" "$PGPORT_EDU" >>"$sdir/data/postgresql.auto.conf"
+  PGDIR_EDU=$sdir PGPORT_EDU=$STANDBY_PORT scripts/pg.sh start >/dev/null
+  for _ in $(seq 1 100); do
+    [ "$(q "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")" = 1 ] && return 0
+    sleep 0.2
+  done
+  die "the standby does not stream"
+}
+stop_standby() { PGDIR_EDU=$WORK/pg-standby PGPORT_EDU=$STANDBY_PORT scripts/pg.sh destroy >/dev/null 2>&1 || true; }
+
+# dur_run NAME CONNINFO: latency at DUR_RATE events/s of 200 B, recorded as phase "durability"
+dur_run() {
+  local name=$1 conninfo=$2 pf topic pubres stats c0 c1 n
+  pf=$(payload_file 200)
+  topic=bench-dur-$name-$RUN_ID
+  start_consumer "$topic" "$WORK/dur_cons_$name.txt"
+  c0=$(cpu_snap)
+  pubres=$("$BUILD/publisher" -d "$conninfo" -t "$topic" -r "$DUR_RATE" -s "$LAT_SECS" -w "$LAT_WARMUP" \
+           -p "$(pub_procs "$DUR_RATE")" -f "$pf" -o "$WORK/dur_pub_$name.txt")
+  c1=$(cpu_snap)
+  wait_drained 120 || true
+  sleep 1
+  stop_consumer
+  stats=$(/usr/bin/python3 "$BENCH/latency_stats.py" "$WORK/dur_pub_$name.txt" \
+          "$WORK/dur_cons_$name.txt" "$DATA/cdf_dur_$name.txt")
+  n=$(wc -l <"$WORK/dur_pub_$name.txt")
+  log "   $name: $stats"
+  rec "{\"phase\": \"durability\", \"variant\": \"$name\", \"rate\": $DUR_RATE, $(cpu_json "$c0" "$c1" "$n"), \"load\": $(loadavg), \"publisher\": $pubres, \"stats\": $stats}"
+}
+
+phase_durability() {
+  local ref current=$WORK/edu_outbox.current.so async="$CONNINFO options='-c synchronous_commit=off'" round
+  ref=${BENCH_BASELINE_REF:-$(git merge-base HEAD main)}
+  git cat-file -e "$ref:src/durability.c" 2>/dev/null &&
+    die "baseline $ref already flushes before sending; set BENCH_BASELINE_REF to a commit without src/durability.c"
+  log "6. durability cost: $DUR_RATE events/s of 200 B, ${LAT_SECS}s per variant, baseline $(git log -1 --format=%h "$ref")"
+  mkdir -p "$WORK/baseline"
+  git archive "$ref" | tar -x -C "$WORK/baseline"
+  make -s -C "$WORK/baseline" >/dev/null 2>&1 || die "the baseline $ref does not build"
+  cp "$(pg_config --pkglibdir)/edu_outbox.so" "$current"
+  echo "baseline=$(git log -1 --format='%h %s' "$ref")" >>"$DATA/env.txt"
+  echo "durability_rate=$DUR_RATE" >>"$DATA/env.txt"
+  for round in 1 2; do
+    use_library "$WORK/baseline/edu_outbox.so"
+    dur_run "baseline_sync_r$round" "$CONNINFO"
+    dur_run "baseline_async_r$round" "$async"
+    use_library "$current"
+    dur_run "flush_sync_r$round" "$CONNINFO"
+    dur_run "flush_async_r$round" "$async"
+  done
+  start_standby
+  q "ALTER SYSTEM SET edu_outbox.wait_for_standbys = 'on'" && q "SELECT pg_reload_conf()" >/dev/null
+  for round in 1 2; do
+    dur_run "standby_wait_sync_r$round" "$CONNINFO"
+    dur_run "standby_wait_async_r$round" "$async"
+  done
+  q "ALTER SYSTEM RESET edu_outbox.wait_for_standbys" && q "SELECT pg_reload_conf()" >/dev/null
+  stop_standby
+}
+
 # ---------------------------------------------------------------- main
 record_environment
 warm_up
 T_START=$(date +%s)
 if [ "$MODE" = sustained ]; then
   sustained sustained "$SUST_SECS" "$SUST_RATE"
+elif [ "$MODE" = durability ]; then
+  phase_durability
 else
   phase_write
   phase_capture
@@ -603,4 +689,4 @@ echo "{\"measure_seconds\": $(( $(date +%s) - T_START )), \"loadavg_end\": \"$(c
 log "writing the report and plots to $OUT"
 mkdir -p "$OUT"
 /usr/bin/python3 "$BENCH/report.py" "$MODE" "$DATA" "$OUT"
-log "done: $OUT/$([ "$MODE" = sustained ] && echo SUSTAINED.md || echo REPORT.md)"
+log "done: $OUT/$(case $MODE in sustained) echo SUSTAINED.md ;; durability) echo DURABILITY.md ;; *) echo REPORT.md ;; esac)"

@@ -359,7 +359,7 @@ outbox_durability_wait(void (*reload) (void))
 	MemoryContextDelete(cxt);
 
 	if (logged)
-		ereport(LOG, (errmsg("edu_outbox relay stopped waiting: the standbys have flushed WAL up to %X/%X",
+		ereport(LOG, (errmsg("edu_outbox relay is no longer waiting for standbys to flush WAL up to %X/%X",
 							 LSN_FORMAT_ARGS(lsn))));
 	if (started != 0)
 		outbox_status_set("delivering", NULL);
