@@ -468,18 +468,22 @@ def durability_report(rows, env, out, data_out):
              "transaction, %s s per run, rounds interleaved. Nothing here is asserted." % (
                  env.get("date"), env.get("git"), env.get("baseline", "?"),
                  env.get("durability_rate", "?"), env.get("lat_seconds", "?")), "",
-             "| variant | rounds | p50 | p99 | max | received/published |",
-             "|---|---|---|---|---|---|"]
+             "| variant | rounds | p50 | p99 | max | load (1 min) | received/published |",
+             "|---|---|---|---|---|---|---|"]
     for key, label in labels:
         g = groups.get(key, [])
         if not g:
             continue
         st = [r["stats"] for r in g]
-        lines.append("| %s | %d | %s | %s | %s | %d/%d |" % (
+        lines.append("| %s | %d | %s | %s | %s | %s | %d/%d |" % (
             label, len(g), " / ".join(fmt(x["p50_ms"], 2) for x in st),
             " / ".join(fmt(x["p99_ms"], 2) for x in st), " / ".join(fmt(x["max_ms"], 1) for x in st),
+            " / ".join(str(r.get("load", "?")) for r in g),
             sum(x["received"] for x in st), sum(x["published"] for x in st)))
-    lines += ["", "Per-round values are separated by `/`. With synchronous_commit = on the commit "
+    lines += ["", "Per-round values are separated by `/`; the load column is the machine's "
+              "1-minute load average after each run (2 CPUs). The first round also warms up "
+              "the broker and the relay's producer after each restart, so compare rounds of "
+              "the same number. With synchronous_commit = on the commit "
               "has flushed its own WAL before it becomes visible, so the relay's flush finds "
               "nothing to do; with off it is one WAL flush per batch.", ""]
     for name in ["results.jsonl", "env.txt", "pg_settings.txt"]:

@@ -63,6 +63,7 @@ export KAFKA_PORT=${BENCH_KAFKA_PORT:-39092}
 export PGPORT_EDU=${BENCH_PG_PORT:-54359}
 STANDBY_PORT=${BENCH_STANDBY_PORT:-$((PGPORT_EDU + 1))}
 DUR_RATE=${BENCH_DURABILITY_RATE:-1000}
+DUR_ROUNDS=${BENCH_DURABILITY_ROUNDS:-3}
 export OUTBOX_DB=bench
 BROKER=127.0.0.1:$KAFKA_PORT
 OUT=${BENCH_OUT:-$BENCH/results}
@@ -600,8 +601,13 @@ sustained() {
 use_library() {   # use_library FILE: install that edu_outbox.so and restart
   cp "$1" "$(pg_config --pkglibdir)/edu_outbox.so"
   scripts/pg.sh restart >/dev/null
-  for _ in $(seq 1 50); do [ -n "$(relay_pid)" ] && return 0; sleep 0.2; done
-  die "the relay did not come back after the restart"
+  for _ in $(seq 1 50); do [ -n "$(relay_pid)" ] && break; sleep 0.2; done
+  [ -n "$(relay_pid)" ] || die "the relay did not come back after the restart"
+  # warm the new relay's producer and the caches; not measured
+  "$KU" create "$BROKER" "bench-dur-warm-$RUN_ID" "$PARTITIONS"
+  "$BUILD/publisher" -d "$CONNINFO" -t "bench-dur-warm-$RUN_ID" -r "$DUR_RATE" -s 3 -p 4 \
+    -f "$(payload_file 200)" -o "$WORK/dur_warm.txt" >/dev/null
+  wait_drained 60 || true
 }
 start_standby() {
   local sdir=$WORK/pg-standby
@@ -651,7 +657,7 @@ phase_durability() {
   cp "$(pg_config --pkglibdir)/edu_outbox.so" "$current"
   echo "baseline=$(git log -1 --format='%h %s' "$ref")" >>"$DATA/env.txt"
   echo "durability_rate=$DUR_RATE" >>"$DATA/env.txt"
-  for round in 1 2; do
+  for round in $(seq 1 "$DUR_ROUNDS"); do
     use_library "$WORK/baseline/edu_outbox.so"
     dur_run "baseline_sync_r$round" "$CONNINFO"
     dur_run "baseline_async_r$round" "$async"
@@ -661,7 +667,7 @@ phase_durability() {
   done
   start_standby
   q "ALTER SYSTEM SET edu_outbox.wait_for_standbys = 'on'" && q "SELECT pg_reload_conf()" >/dev/null
-  for round in 1 2; do
+  for round in $(seq 1 "$DUR_ROUNDS"); do
     dur_run "standby_wait_sync_r$round" "$CONNINFO"
     dur_run "standby_wait_async_r$round" "$async"
   done
