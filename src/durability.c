@@ -13,6 +13,7 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -105,7 +106,20 @@ outbox_define_durability_settings(void)
 void
 outbox_durability_mark(void)
 {
-	batch_lsn = GetXLogInsertRecPtr();
+	XLogRecPtr	lsn = GetXLogInsertRecPtr();
+
+	/*
+	 * At a page boundary the insert position points past the new page's
+	 * header, which is not written until the next record is: XLogFlush would
+	 * fail ("xlog flush request ... is not satisfied") and a standby would
+	 * not report it until more WAL came. Everything so far ends at the page
+	 * start.
+	 */
+	if (XLogSegmentOffset(lsn, wal_segment_size) == SizeOfXLogLongPHD)
+		lsn -= SizeOfXLogLongPHD;
+	else if (lsn % XLOG_BLCKSZ == SizeOfXLogShortPHD)
+		lsn -= SizeOfXLogShortPHD;
+	batch_lsn = lsn;
 }
 
 /*
