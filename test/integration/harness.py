@@ -36,9 +36,9 @@ def connect(autocommit=True, dbname=None):
             time.sleep(0.5)
 
 
-def sql(query, args=None, conn=None):
+def sql(query, args=None, conn=None, dbname=None):
     own = conn is None
-    conn = conn or connect()
+    conn = conn or connect(dbname=dbname)
     try:
         with conn.cursor() as cur:
             cur.execute(query, args)
