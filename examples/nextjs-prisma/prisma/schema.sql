@@ -4,8 +4,8 @@
 --
 --   psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -f prisma/schema.sql
 --
--- Run it in the database named by edu_outbox.database: the relay worker only
--- serves that one database.
+-- Run it in a database that edu_outbox.database names (or any, with '*'):
+-- only those are relayed, and CREATE EXTENSION warns elsewhere.
 
 CREATE EXTENSION IF NOT EXISTS edu_outbox;
 
