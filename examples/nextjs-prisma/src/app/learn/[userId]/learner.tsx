@@ -33,6 +33,7 @@ export function Learner({
   const [notes, setNotes] = useState<Notification[]>([]);
   const [enrolled, setEnrolled] = useState(initialEnrolled);
   const [message, setMessage] = useState("");
+  const [pending, setPending] = useState(false);
 
   useEffect(() => {
     window.__eduNotifications ??= [];
@@ -54,6 +55,7 @@ export function Learner({
   }, [socketUrl, user.id]);
 
   async function post(path: string, body: object, done: string) {
+    setPending(true);
     setMessage("…");
     const res = await fetch(path, {
       method: "POST",
@@ -62,6 +64,7 @@ export function Learner({
     });
     const result = await res.json().catch(() => ({}));
     setMessage(res.ok ? `${done} (saved)` : `${done} failed: ${result.error ?? res.status}`);
+    setPending(false);
     return res.ok;
   }
 
@@ -114,7 +117,7 @@ export function Learner({
             ))}
           </tbody>
         </table>
-        <p data-testid="action-result">{message}</p>
+        <p data-testid="action-result" data-pending={String(pending)}>{message}</p>
       </section>
       <aside style={{ flex: 2 }}>
         <h2 style={{ fontSize: "1.1rem" }}>Notifications</h2>
