@@ -47,7 +47,7 @@ db.on("error", (err) => log("pg pool error:", err.message));
 
 // ------------------------------------------------------------------ Socket.IO
 const stats = { received: 0, emitted: 0, duplicates: 0, ignored: 0, connections: 0 };
-const kafkaState = { joined: false, generationId: null, memberId: null, assignment: {} };
+const kafkaState = { joined: false, memberId: null, assignment: {} };
 
 const httpServer = http.createServer((req, res) => {
   // Health and counters, for operators and the end-to-end test.
@@ -165,13 +165,8 @@ async function startConsumer() {
   });
   const { GROUP_JOIN, CRASH, REBALANCING } = consumer.events;
   consumer.on(GROUP_JOIN, ({ payload }) => {
-    Object.assign(kafkaState, {
-      joined: true,
-      generationId: payload.generationId,
-      memberId: payload.memberId,
-      assignment: payload.memberAssignment,
-    });
-    log("joined generation", payload.generationId, JSON.stringify(payload.memberAssignment));
+    Object.assign(kafkaState, { joined: true, memberId: payload.memberId, assignment: payload.memberAssignment });
+    log("joined the group, partitions:", JSON.stringify(payload.memberAssignment));
   });
   consumer.on(REBALANCING, () => (kafkaState.joined = false));
   consumer.on(CRASH, ({ payload }) => {

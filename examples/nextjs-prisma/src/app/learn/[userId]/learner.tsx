@@ -81,7 +81,7 @@ export function Learner({
   }
 
   return (
-    <main style={{ fontFamily: "sans-serif", maxWidth: 760, margin: "1.5rem auto", display: "flex", gap: "2rem" }}>
+    <main style={{ fontFamily: "sans-serif", maxWidth: 860, margin: "1rem auto", display: "flex", gap: "2rem" }}>
       <section style={{ flex: 3 }}>
         <h1 style={{ fontSize: "1.4rem" }}>Hello, {user.name}</h1>
         <p data-testid="socket-status" data-status={status} style={{ color: status === "live" ? "green" : "gray" }}>
@@ -95,7 +95,7 @@ export function Learner({
                 <td>
                   <b>{c.slug.toUpperCase()}</b> {c.title}
                 </td>
-                <td>
+                <td style={{ whiteSpace: "nowrap" }}>
                   {c.id in enrolled ? (
                     LESSONS.map((l) => (
                       <button
