@@ -203,7 +203,7 @@ async function waitGroupStable(timeoutMs = 60_000) {
 const NOTES = "[data-testid=notifications] li";
 const received = (page) => page.evaluate(() => window.__eduNotifications ?? []);
 const shown = (page) =>
-  page.$$eval(NOTES, (els) => els.map((e) => ({ outboxId: e.dataset.outboxId, text: e.textContent })));
+  page.$$eval(NOTES, (els) => els.map((e) => ({ outboxId: e.dataset.outboxId, userId: Number(e.dataset.userId), text: e.textContent })));
 
 async function openLearner(browser, userId, server) {
   const context = await browser.newContext({ viewport: { width: 900, height: 330 } });
@@ -236,6 +236,14 @@ async function assertOnce(page, label) {
   assert.deepEqual(repeated, [], `${label}: outbox-ids received more than once over Socket.IO`);
   const dom = (await shown(page)).map((n) => n.outboxId);
   assert.equal(new Set(dom).size, dom.length, `${label}: the page lists an outbox-id twice`);
+}
+
+/** Everything the page received live or lists (history included) belongs to `userId`. */
+async function assertOnlyFor(page, userId, label) {
+  const live = (await received(page)).filter((n) => n.userId !== userId);
+  assert.deepEqual(live, [], `${label}'s page received notifications of other users`);
+  const listed = (await shown(page)).filter((n) => n.userId !== userId);
+  assert.deepEqual(listed, [], `${label}'s page lists notifications of other users`);
 }
 
 // ---------------------------------------------------------------- the tests
@@ -286,14 +294,17 @@ await check('clicking "Enroll" shows "Enrolled in SQL-101" in Ada\'s page, and n
   const li = await waitNote(ada, ids.adaEnroll);
   assert.equal(await li.textContent(), "Enrolled in SQL-101");
   await waitNote(ada2, ids.adaEnroll);
+  // Registered before the page was open: listed from the history sent on connect (or live, if it came later).
+  await ada.locator(NOTES, { hasText: "Welcome, Ada!" }).waitFor({ timeout: 30_000 });
   // Bob's own later notification (same topic) is the marker: once it is in his
   // page, Ada's earlier one would have been too.
   const mark = await click(bob, "py-201", "enroll");
   assert.equal(mark.status, 201);
   await waitNote(bob, mark.body.outboxEventId);
-  assert.deepEqual((await shown(bob)).map((n) => n.text), ["Enrolled in PY-201"], "Bob's page");
-  assert.deepEqual((await received(bob)).map((n) => n.outboxId), [mark.body.outboxEventId], "Bob's socket");
-  assert.ok(!(await received(ada)).some((n) => n.outboxId === mark.body.outboxEventId), "Ada's page got Bob's notification");
+  await assertOnlyFor(bob, ids.bob, "Bob");
+  await assertOnlyFor(ada, ids.ada, "Ada");
+  assert.ok((await received(bob)).some((n) => n.outboxId === mark.body.outboxEventId), "Bob's marker came live");
+  assert.ok(!(await received(bob)).some((n) => n.outboxId === ids.adaEnroll), "Bob's page got Ada's enrollment");
 });
 
 await check("a Prisma transaction that wrote its event and rolled back (course full) never shows a notification", async () => {
@@ -397,7 +408,7 @@ await check("restarting both notifiers, rewound to re-read every record, shows n
   await assertOnce(ada, "Ada on notifier-A");
   await assertOnce(ada2, "Ada on notifier-B");
   await assertOnce(bob, "Bob");
-  assert.deepEqual((await shown(bob)).map((n) => n.text), ["Enrolled in PY-201"], "Bob's page");
+  await assertOnlyFor(bob, ids.bob, "Bob");
   // Not vacuous: the records really came again, and the Notification rows dropped them.
   const hs = await Promise.all(NAMES.map(health));
   const duplicates = hs.reduce((n, h) => n + h.stats.duplicates, 0);

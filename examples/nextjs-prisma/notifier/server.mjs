@@ -25,6 +25,7 @@
 //   NOTIFIER_ORIGIN   allowed browser origin(s), comma-separated (http://localhost:3000)
 //   NOTIFIER_FROM_BEGINNING  1: a new group starts at the oldest record instead of the newest
 //   NOTIFIER_ADAPTER  postgres (default) or none (a single process only)
+//   NOTIFIER_HISTORY  how many recent notifications a page gets when it connects (20)
 import http from "node:http";
 import { createAdapter } from "@socket.io/postgres-adapter";
 import { Kafka, logLevel } from "kafkajs";
@@ -38,6 +39,7 @@ const ID = process.env.NOTIFIER_ID ?? `notifier-${PORT}`;
 const GROUP = process.env.NOTIFIER_GROUP ?? "notifier";
 const BROKERS = (process.env.KAFKA_BROKERS ?? "127.0.0.1:9092").split(",");
 const ORIGINS = (process.env.NOTIFIER_ORIGIN ?? "http://localhost:3000").split(",");
+const HISTORY = Number(process.env.NOTIFIER_HISTORY ?? 20);
 export const TOPICS = ["user-events", "enrollment-events", "course-events"];
 
 const log = (...args) => console.log(new Date().toISOString(), ID, ...args);
@@ -78,9 +80,20 @@ io.on("connection", (socket) => {
   }
   stats.connections++;
   socket.join(`user:${userId}`);
-  // Tells the page it is in its room: anything emitted from now on reaches it.
-  socket.emit("ready", { server: ID });
   socket.on("disconnect", () => stats.connections--);
+  // Tells the page it is in its room (anything emitted from now on reaches
+  // it), with the latest notifications it may have missed while it was not
+  // connected. The page merges them by outbox-id.
+  db.query(
+    `SELECT "outboxId", "kind", "text" FROM "Notification" WHERE "userId" = $1 ORDER BY "outboxId" DESC LIMIT $2`,
+    [userId, HISTORY],
+  ).then(
+    ({ rows }) => socket.emit("ready", { server: ID, history: rows.map((r) => ({ ...r, userId, via: ID })) }),
+    (err) => {
+      log("history query failed:", err.message);
+      socket.emit("ready", { server: ID, history: [] });
+    },
+  );
 });
 
 // ------------------------------------------------------------------ Kafka

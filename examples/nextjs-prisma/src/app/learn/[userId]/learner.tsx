@@ -6,7 +6,16 @@ import { useEffect, useState } from "react";
 import { io } from "socket.io-client";
 
 type Course = { id: number; slug: string; title: string };
-type Notification = { outboxId: string; kind: string; text: string; via: string };
+type Notification = { outboxId: string; userId: number; kind: string; text: string; via: string };
+
+// Newest first (outbox ids grow with commit order), each outbox-id once: the
+// history sent on (re)connect overlaps what the page has, and a crash of the
+// service between its emit and its COMMIT can send one notification again.
+function merge(prev: Notification[], more: Notification[]) {
+  const byId = new Map(prev.map((n) => [n.outboxId, n]));
+  for (const n of more) if (!byId.has(n.outboxId)) byId.set(n.outboxId, n);
+  return [...byId.values()].sort((a, b) => (BigInt(b.outboxId) > BigInt(a.outboxId) ? 1 : -1));
+}
 
 declare global {
   interface Window {
@@ -38,16 +47,15 @@ export function Learner({
   useEffect(() => {
     window.__eduNotifications ??= [];
     const socket = io(socketUrl, { auth: { userId: user.id }, transports: ["websocket"] });
-    socket.on("ready", ({ server }: { server: string }) => {
+    socket.on("ready", ({ server, history }: { server: string; history: Notification[] }) => {
       setServer(server);
       setStatus("live");
+      setNotes((prev) => merge(prev, history));
     });
     socket.on("disconnect", () => setStatus("disconnected"));
     socket.on("notification", (n: Notification) => {
       window.__eduNotifications!.push({ ...n, receivedAt: Date.now() });
-      // The service sends each outbox-id once; the page still shows it once if
-      // a crash between its emit and its COMMIT made it send one again.
-      setNotes((prev) => (prev.some((p) => p.outboxId === n.outboxId) ? prev : [n, ...prev]));
+      setNotes((prev) => merge(prev, [n]));
     });
     return () => {
       socket.close();
@@ -126,6 +134,7 @@ export function Learner({
             <li
               key={n.outboxId}
               data-outbox-id={n.outboxId}
+              data-user-id={n.userId}
               data-kind={n.kind}
               style={{ border: "1px solid #9c9", background: "#efe", borderRadius: 6, padding: "0.4rem 0.6rem", margin: "0.3rem 0" }}
             >
