@@ -206,7 +206,7 @@ const shown = (page) =>
   page.$$eval(NOTES, (els) => els.map((e) => ({ outboxId: e.dataset.outboxId, userId: Number(e.dataset.userId), text: e.textContent })));
 
 async function openLearner(browser, userId, server) {
-  const context = await browser.newContext({ viewport: { width: 900, height: 330 } });
+  const context = await browser.newContext({ viewport: { width: 900, height: 400 } });
   const page = await context.newPage();
   await page.goto(`${APP_URL}/learn/${userId}?server=${server}`);
   await waitLive(page);
