@@ -159,7 +159,11 @@ function startNotifier(name, port) {
     stdio: ["ignore", out, out],
   });
   notifiers[name] = { port, child, exited: false };
-  child.on("exit", () => (notifiers[name].exited = true));
+  writeFileSync(path.join(STATE_DIR, `${name}.pid`), String(child.pid)); // run.sh kills it if we die
+  child.on("exit", () => {
+    notifiers[name].exited = true;
+    rmSync(path.join(STATE_DIR, `${name}.pid`), { force: true });
+  });
 }
 
 async function stopNotifier(name) {

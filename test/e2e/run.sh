@@ -44,6 +44,10 @@ cleanup() {
     for _ in $(seq 1 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL -- "-$server_pid" 2>/dev/null || true
   fi
+  # Notifiers left behind by a browser.mjs that did not finish.
+  for f in "$LOG"/notifier-*.pid; do
+    [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null
+  done
   if [ -n "${KEEP_TEST_DIR:-}" ]; then echo "# e2e logs kept in $LOG"; else rm -rf "$LOG"; fi
 }
 trap cleanup EXIT
