@@ -15,8 +15,9 @@
 # Root filesystems are cached in $MATRIX_CACHE (/var/cache/edu_outbox) and
 # rebuilt when their package list changes. Kafka is not installed in them: the
 # host's Java and the project's jar cache are mounted read-only, so the
-# project's own scripts/kafka.sh starts the broker (KAFKA_VERSION, default
-# $MATRIX_KAFKA_VERSION) inside the chroot's view, on the shared network.
+# project's own scripts/kafka.sh starts the broker inside the chroot's view,
+# on the shared network: trixie against Kafka 4.0.2 (MATRIX_KAFKA_TRIXIE), sid
+# against the newest 4.x, 4.4.0 (MATRIX_KAFKA_NEWEST).
 #
 # In each environment the suites MATRIX_SUITES (unit regress integration) run
 # through test/run.sh with EDU_OUTBOX_NO_DEPS=1 (no apt, no Maven in there).
@@ -27,7 +28,6 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 CACHE_DIR=${MATRIX_CACHE:-/var/cache/edu_outbox}
 MIRROR=${MATRIX_MIRROR:-http://deb.debian.org/debian}
-MATRIX_KAFKA_VERSION=${MATRIX_KAFKA_VERSION:-4.1.1}
 MATRIX_SUITES=${MATRIX_SUITES:-unit regress integration}
 ALL_ENVS=(trixie sid)
 
@@ -74,7 +74,7 @@ build_rootfs() {
   echo "create_main_cluster = false" >"$tmp/etc/postgresql-common/createcluster.conf"
   # shellcheck disable=SC2086
   if ! in_ns "$tmp" "" sh -c "export DEBIAN_FRONTEND=noninteractive;
-        apt-get update -qq && apt-get install -y -qq --no-install-recommends $pkgs && apt-get clean" \
+        apt-get -o Acquire::Check-Valid-Until=false update -qq && apt-get install -y -qq --no-install-recommends $pkgs && apt-get clean" \
         >>"$tmp.log" 2>&1; then
     tail -20 "$tmp.log" >&2; rm -rf "$tmp"; return 1
   fi
@@ -85,35 +85,120 @@ build_rootfs() {
   echo "matrix: $env ready in $(( $(date +%s) - t0 )) s" >&2
 }
 
-# in_ns ROOTFS REPO CMD...: runs CMD chrooted in ROOTFS inside a private mount
-# namespace (the mounts vanish with it): /proc, a tmpfs on /dev/shm and /tmp,
-# the host's resolv.conf, Java and Kafka jar cache read-only, and REPO (if
-# given) at the same path as on the host.
+# in_ns ROOTFS SRC CMD...: runs CMD chrooted in ROOTFS inside a private mount
+# namespace (the mounts vanish with it): /proc, tmpfs on /dev/shm and /tmp,
+# the host's resolv.conf, Java and the Kafka jar cache read-only. With SRC
+# (a checkout), the root filesystem is an overlay whose changes live in
+# memory (the cache stays as built), and SRC's files are copied to /tmp/src.
 in_ns() {
-  local r=$1 repo=$2; shift 2
-  unshare --mount --propagation private -- /bin/bash -s "$r" "$repo" "$@" <<'NS'
+  local r=$1 src=$2; shift 2
+  unshare --mount --propagation private -- /bin/bash -s "$r" "$src" "$@" <<'NS'
 set -e
-r=$1 repo=$2; shift 2
+r=$1 src=$2; shift 2
+if [ -n "$src" ]; then
+  ov=$(mktemp -d /tmp/edu_outbox_matrix.XXXXXX)
+  mount -t tmpfs ov "$ov"
+  mkdir "$ov/upper" "$ov/work" "$ov/root"
+  mount -t overlay overlay -o "lowerdir=$r,upperdir=$ov/upper,workdir=$ov/work" "$ov/root"
+  r=$ov/root
+fi
 mount -t proc proc "$r/proc"
 mkdir -p "$r/dev/shm" "$r/dev/pts"
 mount -t tmpfs -o mode=1777 shm "$r/dev/shm"
 mount -t tmpfs -o mode=1777 tmp "$r/tmp"
-mount -t devpts -o newinstance,ptmxmode=0666 devpts "$r/dev/pts" 2>/dev/null || true
 for n in null zero full random urandom tty; do
   [ -c "$r/dev/$n" ] || { rm -f "$r/dev/$n"; touch "$r/dev/$n"; mount --bind "/dev/$n" "$r/dev/$n"; }
 done
-mount --bind /etc/resolv.conf "$r/etc/resolv.conf" 2>/dev/null || cp /etc/resolv.conf "$r/etc/resolv.conf"
+cp /etc/resolv.conf "$r/etc/resolv.conf" 2>/dev/null || true
 ro_bind() { [ -e "$1" ] || return 0; mkdir -p "$r$1"; mount --bind "$1" "$r$1"; mount -o remount,bind,ro "$r$1"; }
 ro_bind /usr/lib/jvm
 ro_bind /etc/java-17-openjdk
 ro_bind /etc/ssl/certs/java
-if [ -n "$repo" ]; then
-  mkdir -p "$r$repo"; mount --bind "$repo" "$r$repo"
-  [ -n "${EDU_OUTBOX_CACHE:-}" ] && { mkdir -p "$r$EDU_OUTBOX_CACHE"; mount --bind "$EDU_OUTBOX_CACHE" "$r$EDU_OUTBOX_CACHE"; }
+if [ -n "$src" ]; then
+  [ -n "${EDU_OUTBOX_CACHE:-}" ] && ro_bind "$EDU_OUTBOX_CACHE"
+  mkdir "$r/tmp/src"
+  # the checkout's files as they are now, without its build products
+  if git -C "$src" rev-parse --git-dir >/dev/null 2>&1; then
+    (cd "$src" && git ls-files -z -co --exclude-standard | tar --null -T - -cf -) | tar -xf - -C "$r/tmp/src"
+  else
+    tar -C "$src" --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' -cf - . | tar -xf - -C "$r/tmp/src"
+  fi
+  rmdir "$r/tmp/src/.git" 2>/dev/null || true
 fi
 exec chroot "$r" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   HOME=/root LANG=C.UTF-8 "$@"
 NS
+}
+
+# kafka_for ENV: the Kafka broker each environment is tested against, so that
+# 4.0 and the newest 4.x are both exercised (the host covers 3.9).
+kafka_for() {
+  case $1 in
+    trixie) echo "${MATRIX_KAFKA_TRIXIE:-4.0.2}" ;;
+    *) echo "${MATRIX_KAFKA_NEWEST:-4.4.0}" ;;
+  esac
+}
+
+passed=0
+failed=0
+n=0
+tap() { # tap OK|FAIL DESCRIPTION
+  n=$((n + 1))
+  if [ "$1" = OK ]; then passed=$((passed + 1)); echo "ok $n - $2"
+  else failed=$((failed + 1)); echo "not ok $n - $2"; fi
+}
+
+# desc TEXT: a TAP description without pg_regress's timing and padding
+desc() { sed -E 's/ +[0-9]+ ms$//; s/ +/ /g' <<<"$1"; }
+
+# run_env ENV: the suites in ENV; its output becomes TAP lines tagged [ENV].
+run_env() {
+  local env=$1 kv java_bin cache out t0 line ok nok sum_p sum_f
+  kv=$(kafka_for "$env")
+  cache=${EDU_OUTBOX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/edu_outbox}
+  out=$(mktemp /tmp/edu_outbox_matrix_"$env".XXXXXX)
+  t0=$(date +%s)
+  echo "# == $env: build rootfs"
+  if ! build_rootfs "$env"; then tap FAIL "[$env] root filesystem built"; rm -f "$out"; return; fi
+  echo "# == $env: PostgreSQL $(env_pg "$env"), Kafka $kv, suites $MATRIX_SUITES"
+  if ! EDU_OUTBOX_CACHE=$cache KAFKA_VERSION=$kv "$ROOT/scripts/kafka.sh" fetch >/dev/null; then
+    tap FAIL "[$env] Kafka $kv jars fetched"; rm -f "$out"; return
+  fi
+  java_bin=$(dirname "$(readlink -f "$(command -v java)")")
+  # shellcheck disable=SC2086
+  EDU_OUTBOX_CACHE=$cache in_ns "$CACHE_DIR/rootfs-$env" "$ROOT" \
+    PATH="/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$java_bin" \
+    EDU_OUTBOX_CACHE="$cache" EDU_OUTBOX_NO_DEPS=1 KAFKA_VERSION="$kv" \
+    TEST_KAFKA_PORT="${TEST_KAFKA_PORT:-19092}" TEST_PG_PORT="${TEST_PG_PORT:-54339}" \
+    /bin/bash /tmp/src/test/run.sh $MATRIX_SUITES >"$out" 2>&1
+  sed 's/^/#   /' "$out"
+  # every pass and failure the inner run counted, as TAP tagged with the environment
+  ok=0; nok=0
+  while IFS= read -r line; do
+    case $line in
+      "ok "[0-9]*) tap OK "[$env] $(desc "${line#ok * - }")"; ok=$((ok + 1)) ;;
+      "not ok "[0-9]*) tap FAIL "[$env] $(desc "${line#not ok * - }")"; nok=$((nok + 1)) ;;
+      "test "*" ... ok"*|" "*" ... ok"*)
+        line=${line#test }; line=${line# }; tap OK "[$env] regress ${line%% *}"; ok=$((ok + 1)) ;;
+      *"... FAILED"*)
+        line=${line#test }; line=${line# }; tap FAIL "[$env] regress ${line%% *}"; nok=$((nok + 1)) ;;
+    esac
+  done < <(grep -E '^(ok [0-9]|not ok [0-9])|\.\.\. (ok|FAILED)' "$out")
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -1)
+  if [ -z "$line" ]; then
+    tap FAIL "[$env] test run finished"
+  else
+    sum_p=${line%% passed*}; sum_f=${line#* passed, }; sum_f=${sum_f%% failed}
+    # failures outside TAP: build, compiler warnings, a suite that did not finish
+    while IFS= read -r line; do
+      tap FAIL "[$env] $line"; nok=$((nok + 1))
+    done < <(sed -n '/^failures:/,/^---/p' "$out" | grep '^  ' | sed 's/^ *//' |
+             grep -v ': not ok \|^regress: see regression.diffs' || true)
+    [ "$nok" -eq "$sum_f" ] || tap FAIL "[$env] counted $nok failures, the run said $sum_f"
+    [ "$ok" -eq "$sum_p" ] || tap FAIL "[$env] counted $ok passes, the run said $sum_p"
+  fi
+  echo "# == $env: $(( $(date +%s) - t0 )) s"
+  rm -f "$out"
 }
 
 cmd=${1:-run}
@@ -129,4 +214,15 @@ case $cmd in
     rc=0
     for e in "${envs[@]}"; do build_rootfs "$e" || rc=1; done
     exit $rc ;;
+  list)
+    for e in "${ALL_ENVS[@]}"; do
+      echo "$e: PostgreSQL $(env_pg "$e"), Kafka $(kafka_for "$e"), packages: $(env_packages "$e")"
+    done
+    exit 0 ;;
 esac
+
+[ "$(id -u)" = 0 ] || { echo "matrix: run as root (debootstrap, chroot, mounts)" >&2; exit 1; }
+for e in "${envs[@]}"; do run_env "$e"; done
+echo "1..$n"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

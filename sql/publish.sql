@@ -97,7 +97,10 @@ SELECT count(*) FROM edu_outbox.outbox;
 SELECT * FROM edu_outbox.relay_state;
 INSERT INTO edu_outbox.outbox (topic, payload) VALUES ('sneaky', '{}');
 SET edu_outbox.max_payload_size = 100000000;
+-- only the SQLSTATE: PostgreSQL 17 reworded this error
+\set VERBOSITY sqlstate
 SHOW edu_outbox.kafka_properties;
+\set VERBOSITY default
 RESET ROLE;
 DROP ROLE outbox_app_role;
 SELECT count(*) AS app_rows FROM edu_outbox.outbox WHERE topic = 'from-app-role';

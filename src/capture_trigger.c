@@ -15,6 +15,7 @@
  * relcache entry is invalidated (ALTER TABLE, CREATE OR REPLACE TRIGGER).
  */
 #include "edu_outbox.h"
+#include "compat.h"
 
 #include "access/genam.h"
 #include "access/htup_details.h"
@@ -169,7 +170,7 @@ parse_ops(const char *value, bool *ops)
 static int
 primary_key_columns(Relation rel, AttrNumber **attnums)
 {
-	Oid			pk = RelationGetPrimaryKeyIndex(rel);
+	Oid			pk = compat_primary_key_index(rel);
 	Relation	idx;
 	int			n;
 

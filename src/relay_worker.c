@@ -50,12 +50,12 @@ typedef enum CycleResult
 /* What the log last said, so each change is logged once rather than per retry. */
 typedef enum RelayState
 {
-	STATE_STARTING,
-	STATE_WAITING_FOR_EXTENSION,
-	STATE_BAD_CONFIG,
-	STATE_DELIVERING,
-	STATE_PAUSED,
-	STATE_FAILING
+	RELAY_STARTING,
+	RELAY_WAITING_FOR_EXTENSION,
+	RELAY_BAD_CONFIG,
+	RELAY_DELIVERING,
+	RELAY_PAUSED,
+	RELAY_FAILING
 } RelayState;
 
 static const char *const state_names[] = {
@@ -63,7 +63,7 @@ static const char *const state_names[] = {
 	"paused", "failing"
 };
 
-static RelayState relay_state = STATE_STARTING;
+static RelayState relay_state = RELAY_STARTING;
 static RelayProducer *producer = NULL;
 static char *producer_brokers = NULL;	/* configuration the producer was built from */
 static char *producer_properties = NULL;
@@ -145,7 +145,7 @@ ensure_producer(void)
 									 outbox_kafka_secrets_file, errbuf, sizeof(errbuf));
 	if (producer == NULL)
 	{
-		if (relay_state != STATE_BAD_CONFIG)
+		if (relay_state != RELAY_BAD_CONFIG)
 			ereport(LOG,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("edu_outbox relay cannot create a Kafka producer"),
@@ -153,7 +153,7 @@ ensure_producer(void)
 					 errhint("Fix \"%s\", \"%s\" or \"%s\" and reload; events stay in the outbox meanwhile.",
 							 "edu_outbox.brokers", "edu_outbox.kafka_properties",
 							 "edu_outbox.kafka_secrets_file")));
-		enter_state(STATE_BAD_CONFIG);
+		enter_state(RELAY_BAD_CONFIG);
 		outbox_status_error(errbuf);
 		return false;
 	}
@@ -513,16 +513,16 @@ relay_cycle(void)
 	outbox_status_set(NULL, h.fatal ? "fatal error" : h.brokers_down ? "brokers down" : "connected");
 	if (handled == n)
 	{
-		if (relay_state == STATE_FAILING)
+		if (relay_state == RELAY_FAILING)
 			ereport(LOG, (errmsg("edu_outbox relay is delivering to Kafka again")));
-		enter_state(STATE_DELIVERING);
+		enter_state(RELAY_DELIVERING);
 		return CYCLE_PROGRESS;
 	}
 
 	/* the stuck event's own error: an earlier one in the chunk may have been dead-lettered */
 	stuck = sent[handled] >= 0 && rb.outcome[sent[handled]] == RELAY_FAILED ?
 		relay_error_text(rb.error[sent[handled]]) : "no delivery report yet";
-	if (relay_state != STATE_FAILING)
+	if (relay_state != RELAY_FAILING)
 		ereport(LOG,
 				(errmsg("edu_outbox relay could not deliver event " INT64_FORMAT " to Kafka topic \"%s\"",
 						events[handled].id, events[handled].topic),
@@ -532,7 +532,7 @@ relay_cycle(void)
 				 errhint("The event and everything after it stay in the outbox and are sent again with backoff.")));
 	outbox_status_error(psprintf("event " INT64_FORMAT ": %s%s%s", events[handled].id, stuck,
 								 h.fatal ? "; " : "", h.fatal ? h.last_error_text : ""));
-	enter_state(STATE_FAILING);
+	enter_state(RELAY_FAILING);
 	/* librdkafka cannot recover from a fatal error: start a new producer, resend from the gap */
 	if (h.fatal)
 		drop_producer();
@@ -592,27 +592,27 @@ outbox_relay_main(Datum main_arg)
 				backoff_ms = 0;
 				continue;		/* more may be waiting: no sleep */
 			case CYCLE_PAUSED:
-				if (relay_state != STATE_PAUSED)
+				if (relay_state != RELAY_PAUSED)
 					ereport(LOG, (errmsg("edu_outbox relay is paused"),
 								  errhint("SELECT outbox_resume() resumes delivery.")));
-				enter_state(STATE_PAUSED);
+				enter_state(RELAY_PAUSED);
 				timeout = outbox_poll_interval_ms;
 				break;
 			case CYCLE_IDLE:
 				backoff_ms = 0;
-				if (relay_state == STATE_PAUSED)
+				if (relay_state == RELAY_PAUSED)
 					ereport(LOG, (errmsg("edu_outbox relay resumed")));
-				if (relay_state != STATE_FAILING)
-					enter_state(STATE_DELIVERING);
+				if (relay_state != RELAY_FAILING)
+					enter_state(RELAY_DELIVERING);
 				timeout = outbox_poll_interval_ms;
 				break;
 			case CYCLE_NO_EXTENSION:
-				if (relay_state != STATE_WAITING_FOR_EXTENSION)
+				if (relay_state != RELAY_WAITING_FOR_EXTENSION)
 					ereport(LOG,
 							(errmsg("edu_outbox relay is waiting for the extension to be created"),
 							 errhint("Run CREATE EXTENSION edu_outbox in database \"%s\".",
 									 outbox_database)));
-				enter_state(STATE_WAITING_FOR_EXTENSION);
+				enter_state(RELAY_WAITING_FOR_EXTENSION);
 				timeout = outbox_poll_interval_ms;
 				break;
 			case CYCLE_FAILED:

@@ -1,0 +1,22 @@
+/*
+ * compat.h - the few places where PostgreSQL's internal API differs between
+ * the supported major versions (15 to 18). Each helper names the behaviour
+ * the callers want, so they need no version checks of their own.
+ */
+#ifndef EDU_OUTBOX_COMPAT_H
+#define EDU_OUTBOX_COMPAT_H
+
+#include "utils/relcache.h"
+
+/*
+ * The table's primary key index, or InvalidOid. 18 added the deferrable_ok
+ * argument; false keeps what earlier versions return (a deferrable primary
+ * key does not count).
+ */
+#if PG_VERSION_NUM >= 180000
+#define compat_primary_key_index(rel) RelationGetPrimaryKeyIndex((rel), false)
+#else
+#define compat_primary_key_index(rel) RelationGetPrimaryKeyIndex(rel)
+#endif
+
+#endif							/* EDU_OUTBOX_COMPAT_H */
