@@ -6,6 +6,7 @@
 #   scripts/matrix.sh [run] [ENV...]   build the extension and run the suites
 #   scripts/matrix.sh build [ENV...]   only make (or refresh) the root filesystems
 #   scripts/matrix.sh list             environments and what they contain
+#   scripts/matrix.sh exec ENV CMD...  run CMD in ENV (in a copy of this checkout)
 #
 # ENV is one of: trixie (Debian 13, PostgreSQL 17, librdkafka 2.8) and
 # sid (Debian unstable, PostgreSQL 18, librdkafka 2.14); default: both.
@@ -148,29 +149,39 @@ tap() { # tap OK|FAIL DESCRIPTION
   else failed=$((failed + 1)); echo "not ok $n - $2"; fi
 }
 
+# in_env ENV CMD...: runs CMD in ENV's root filesystem (an in-memory overlay)
+# with this checkout in /tmp/src, Kafka KAFKA_VERSION's jars and the host's Java
+# at hand, and the test ports of the environment passed on.
+in_env() {
+  local env=$1 kv=${KAFKA_VERSION:-} cache java_bin; shift
+  [ -n "$kv" ] || kv=$(kafka_for "$env")
+  cache=${EDU_OUTBOX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/edu_outbox}
+  EDU_OUTBOX_CACHE=$cache KAFKA_VERSION=$kv "$ROOT/scripts/kafka.sh" fetch >/dev/null ||
+    { echo "matrix: Kafka $kv jars fetched: no" >&2; echo "Kafka $kv jars fetched: no"; return 1; }
+  java_bin=$(dirname "$(readlink -f "$(command -v java)")")
+  EDU_OUTBOX_CACHE=$cache in_ns "$CACHE_DIR/rootfs-$env" "$ROOT" \
+    PATH="/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$java_bin" \
+    EDU_OUTBOX_CACHE="$cache" EDU_OUTBOX_NO_DEPS=1 KAFKA_VERSION="$kv" \
+    TEST_KAFKA_PORT="${TEST_KAFKA_PORT:-19092}" TEST_PG_PORT="${TEST_PG_PORT:-54339}" \
+    /bin/sh -c 'cd /tmp/src && exec "$@"' sh "$@"
+}
+
 # desc TEXT: a TAP description without pg_regress's timing and padding
 desc() { sed -E 's/ +[0-9]+ ms$//; s/ +/ /g' <<<"$1"; }
 
 # run_env ENV: the suites in ENV; its output becomes TAP lines tagged [ENV].
 run_env() {
-  local env=$1 kv java_bin cache out t0 line ok nok sum_p sum_f
+  local env=$1 kv out t0 line ok nok sum_p sum_f
   kv=$(kafka_for "$env")
-  cache=${EDU_OUTBOX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/edu_outbox}
   out=$(mktemp /tmp/edu_outbox_matrix_"$env".XXXXXX)
   t0=$(date +%s)
   echo "# == $env: build rootfs"
   if ! build_rootfs "$env"; then tap FAIL "[$env] root filesystem built"; rm -f "$out"; return; fi
   echo "# == $env: PostgreSQL $(env_pg "$env"), Kafka $kv, suites $MATRIX_SUITES"
-  if ! EDU_OUTBOX_CACHE=$cache KAFKA_VERSION=$kv "$ROOT/scripts/kafka.sh" fetch >/dev/null; then
-    tap FAIL "[$env] Kafka $kv jars fetched"; rm -f "$out"; return
-  fi
-  java_bin=$(dirname "$(readlink -f "$(command -v java)")")
   # shellcheck disable=SC2086
-  EDU_OUTBOX_CACHE=$cache in_ns "$CACHE_DIR/rootfs-$env" "$ROOT" \
-    PATH="/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$java_bin" \
-    EDU_OUTBOX_CACHE="$cache" EDU_OUTBOX_NO_DEPS=1 KAFKA_VERSION="$kv" \
-    TEST_KAFKA_PORT="${TEST_KAFKA_PORT:-19092}" TEST_PG_PORT="${TEST_PG_PORT:-54339}" \
-    /bin/bash /tmp/src/test/run.sh $MATRIX_SUITES >"$out" 2>&1
+  if ! KAFKA_VERSION=$kv in_env "$env" /bin/bash /tmp/src/test/run.sh $MATRIX_SUITES >"$out" 2>&1; then
+    grep -q "Kafka .* jars fetched" "$out" && { tap FAIL "[$env] Kafka $kv jars fetched"; rm -f "$out"; return; }
+  fi
   sed 's/^/#   /' "$out"
   # every pass and failure the inner run counted, as TAP tagged with the environment
   ok=0; nok=0
@@ -203,7 +214,7 @@ run_env() {
 
 cmd=${1:-run}
 case $cmd in
-  run|build|list) shift || true ;;
+  run|build|list|exec) shift || true ;;
   *) cmd=run ;;
 esac
 envs=("$@")
@@ -214,6 +225,11 @@ case $cmd in
     rc=0
     for e in "${envs[@]}"; do build_rootfs "$e" || rc=1; done
     exit $rc ;;
+  exec)
+    [ $# -ge 2 ] || { echo "usage: $0 exec ENV CMD..." >&2; exit 2; }
+    build_rootfs "$1" || exit 1
+    in_env "$@"
+    exit ;;
   list)
     for e in "${ALL_ENVS[@]}"; do
       echo "$e: PostgreSQL $(env_pg "$e"), Kafka $(kafka_for "$e"), packages: $(env_packages "$e")"
