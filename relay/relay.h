@@ -37,12 +37,34 @@ extern bool relay_properties_check(const char *list, char *errbuf, size_t errlen
 /* True for properties that carry credentials: only allowed in the secrets file. */
 extern bool relay_property_is_secret(const char *name);
 /*
- * Reads a secrets file: one name=value per line ('#' starts a comment; the
- * value is the rest of the line, so it may hold ';'). Calls fn per pair.
- * Errors name the file and line, never a value.
+ * Reads a secrets file: one name=value per line, of any length ('#' starts a
+ * comment; the value is the rest of the line, so it may hold ';'). Calls fn
+ * per pair. Errors name the file and line, never a value, nor a name
+ * librdkafka does not know (it may be a misplaced part of a secret).
  */
 extern bool relay_properties_read_file(const char *path, relay_property_fn fn,
 									   void *arg, char *errbuf, size_t errlen);
+
+/* ---- limits.c: the largest record the producer may send ---- */
+/*
+ * message.max.bytes of the relay's producer unless the property list sets
+ * it: 1 MiB, so that a payload of edu_outbox.max_payload_size (1000000) plus
+ * a key and headers at their default limits fits, while the record batch
+ * stays under a default broker's and topic's limit (1048588 bytes).
+ */
+#define RELAY_MESSAGE_MAX_BYTES_DEFAULT 1048576
+/* Upper bounds of Kafka's v2 framing: record batch header, one record, one header. */
+#define RELAY_BATCH_OVERHEAD 61
+#define RELAY_RECORD_OVERHEAD 36
+#define RELAY_HEADER_OVERHEAD 10
+/* message.max.bytes as the producer will use it with this property list. */
+extern int	relay_message_max_bytes(const char *properties);
+/*
+ * Upper bound of the bytes one record takes in a batch of its own: value,
+ * key, the given headers (names plus values) and outbox-id, and framing.
+ */
+extern size_t relay_record_max_size(size_t key_len, size_t value_len,
+									size_t header_bytes, size_t nheaders);
 
 /* ---- headers.c: user headers (a JSON object of strings) ---- */
 struct rd_kafka_headers_s;
@@ -67,14 +89,19 @@ extern bool relay_error_is_authentication(int err);
 
 /* ---- producer.c / delivery.c ---- */
 
-/* One record to send; the strings are the caller's and must outlive the send. */
+/*
+ * One record to send. value is malloc'ed: relay_chunk_send hands it to
+ * librdkafka, which frees it once the record is done with, and sets the
+ * field to NULL; a value still set afterwards is the caller's to free. The
+ * other strings are the caller's and are copied by librdkafka.
+ */
 typedef struct RelayRecord
 {
 	int64_t		id;				/* outbox id, also sent as header outbox-id */
 	const char *topic;
 	const char *key;			/* NULL: no key */
 	size_t		key_len;
-	const char *value;
+	char	   *value;
 	size_t		value_len;
 	const char *headers_json;	/* NULL: only outbox-id */
 	int64_t		timestamp_ms;	/* record timestamp, ms since the epoch */
@@ -88,18 +115,28 @@ typedef enum RelayOutcome
 	RELAY_FAILED				/* report carried an error: send again */
 } RelayOutcome;
 
-typedef struct RelayBatch
+/*
+ * The records sent together and their outcomes. It belongs to the producer
+ * (see relay_chunk_begin); delivery reports of an earlier chunk, or arriving
+ * while the producer is destroyed, never touch it.
+ */
+typedef struct RelayChunk
 {
 	int			nrecords;
 	int			nsent;			/* records handed to librdkafka */
 	int			nreported;		/* delivery reports received */
 	RelayOutcome *outcome;		/* nrecords entries */
 	int		   *error;			/* nrecords rd_kafka_resp_err_t, for FAILED ones */
-	int			first_error;	/* rd_kafka_resp_err_t of first failure */
-	char		first_error_text[RELAY_ERRLEN];
-} RelayBatch;
+} RelayChunk;
 
 typedef struct RelayProducer RelayProducer;
+
+/*
+ * The producer's default topic.metadata.propagation.max.ms: how long an event
+ * for a topic the broker does not know waits before it fails (and so, since
+ * the relay settles a chunk before the next, how long it holds back others).
+ */
+#define RELAY_REFUSED_TOPIC_WAIT_MS 5000
 
 /* Connection state seen through librdkafka's error and stats callbacks. */
 typedef struct RelayHealth
@@ -127,16 +164,20 @@ extern void relay_producer_destroy(RelayProducer *producer);
 extern void relay_producer_poll(RelayProducer *producer, int timeout_ms);
 extern void relay_producer_health(RelayProducer *producer, RelayHealth *out);
 
-extern void relay_batch_init(RelayBatch *batch, int nrecords, RelayOutcome *outcome,
-							 int *error);
 /*
- * Hands records [batch->nsent, nrecords) to librdkafka, stopping at the first
+ * Starts a chunk of nrecords records; reports for earlier chunks are ignored
+ * from now on. The chunk stays valid until the next relay_chunk_begin or
+ * relay_producer_destroy. NULL if out of memory.
+ */
+extern RelayChunk *relay_chunk_begin(RelayProducer *producer, int nrecords);
+/*
+ * Hands records [chunk->nsent, nrecords) to librdkafka, stopping at the first
  * one it refuses for good (that one is marked FAILED). A full local queue is
  * served by polling, not an error. Returns false if sending stopped early.
  */
-extern bool relay_batch_send(RelayProducer *producer, RelayBatch *batch,
-							 const RelayRecord *records);
+extern bool relay_chunk_send(RelayProducer *producer, RelayChunk *chunk,
+							 RelayRecord *records);
 /* True once every sent record has its delivery report. */
-extern bool relay_batch_settled(const RelayBatch *batch);
+extern bool relay_chunk_settled(const RelayChunk *chunk);
 
 #endif							/* EDU_OUTBOX_RELAY_H */

@@ -19,7 +19,7 @@
 #include "utils/timestamp.h"
 
 #include "cleanup.h"
-#include "edu_outbox.h"
+#include "outbox_table.h"
 
 static int64 cleaned_for_range = -1;	/* range whose successor is clean */
 static TimestampTz last_attempt = 0;

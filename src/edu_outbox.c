@@ -1,13 +1,20 @@
 /*
  * edu_outbox.c: module entry point.
  *
- * Settings are defined whenever the library is loaded; shared memory and
- * the relay worker only when it is loaded through shared_preload_libraries.
+ * Settings are defined whenever the library is loaded; shared memory, the
+ * launcher and its relay workers only when it is loaded through
+ * shared_preload_libraries. Nothing includes a header of this file: it sits
+ * on top of the others.
  */
-#include "edu_outbox.h"
+#include "postgres.h"
 
 #include "fmgr.h"
 #include "miscadmin.h"
+
+#include "drop_database.h"
+#include "launcher.h"
+#include "settings.h"
+#include "shared_state.h"
 
 PG_MODULE_MAGIC;
 
@@ -22,5 +29,6 @@ _PG_init(void)
 		return;
 
 	outbox_shmem_init_hooks();
-	outbox_register_worker();
+	outbox_register_launcher();
+	outbox_drop_database_init();
 }
