@@ -6,6 +6,8 @@
 #ifndef EDU_OUTBOX_COMPAT_H
 #define EDU_OUTBOX_COMPAT_H
 
+#include "catalog/pg_database.h"
+#include "utils/acl.h"
 #include "utils/relcache.h"
 
 /*
@@ -17,6 +19,18 @@
 #define compat_primary_key_index(rel) RelationGetPrimaryKeyIndex((rel), false)
 #else
 #define compat_primary_key_index(rel) RelationGetPrimaryKeyIndex(rel)
+#endif
+
+/*
+ * Whether roleid owns (or is a superuser acting on) the database. 16 folded
+ * the per-catalog owner checks into object_ownercheck().
+ */
+#if PG_VERSION_NUM >= 160000
+#define compat_database_ownercheck(dboid, roleid) \
+	object_ownercheck(DatabaseRelationId, (dboid), (roleid))
+#else
+#define compat_database_ownercheck(dboid, roleid) \
+	pg_database_ownercheck((dboid), (roleid))
 #endif
 
 #endif							/* EDU_OUTBOX_COMPAT_H */
