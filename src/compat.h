@@ -8,6 +8,7 @@
 
 #include "catalog/pg_database.h"
 #include "utils/acl.h"
+#include "utils/guc.h"
 #include "utils/relcache.h"
 
 /*
@@ -31,6 +32,16 @@
 #else
 #define compat_database_ownercheck(dboid, roleid) \
 	pg_database_ownercheck((dboid), (roleid))
+#endif
+
+/*
+ * Memory for a GUC check hook's *extra: PostgreSQL frees it with free() up to
+ * 15 and with guc_free() (pfree of its own context) from 16 on.
+ */
+#if PG_VERSION_NUM >= 160000
+#define compat_guc_extra_malloc(size) guc_malloc(LOG, (size))
+#else
+#define compat_guc_extra_malloc(size) malloc(size)
 #endif
 
 #endif							/* EDU_OUTBOX_COMPAT_H */
