@@ -50,6 +50,7 @@ dbz_fetch() {
 dbz_setup_db() {
   q "CREATE TABLE dbz_outbox (id bigserial PRIMARY KEY, aggregatetype text NOT NULL,
        aggregateid text NOT NULL, type text NOT NULL, payload jsonb)"
+  q "CREATE TABLE busy_load (id bigserial PRIMARY KEY, v int NOT NULL)"   # the CPU competitor's
   # pgbench scripts: one event per transaction, and a backlog of :per_txn events
   cat >"$WORK/dbz.sql" <<'SQL'
 \set c random(1, 100000)
@@ -186,7 +187,6 @@ sbs_cpu_json() {   # BEFORE AFTER N
 
 BUSY_PID=
 busy_start() {   # a fixed CPU competitor: one pgbench client writing another table
-  q "CREATE TABLE IF NOT EXISTS busy_load (id bigserial PRIMARY KEY, v int NOT NULL)"
   printf '%s\n' '\set v random(1, 1000000)' 'INSERT INTO busy_load (v) VALUES (:v);' >"$WORK/busy.sql"
   ( exec "$PGBIN/pgbench" -h "$PGDIR_EDU" -p "$PGPORT_EDU" -U postgres -n -M prepared -c 1 -j 1 -T 3600 \
       -f "$WORK/busy.sql" bench >/dev/null 2>&1 ) &
@@ -195,7 +195,7 @@ busy_start() {   # a fixed CPU competitor: one pgbench client writing another ta
 }
 busy_stop() {
   [ -n "$BUSY_PID" ] || return 0
-  kill -INT "$BUSY_PID" 2>/dev/null || true
+  kill -TERM "$BUSY_PID" 2>/dev/null || true   # (async jobs ignore SIGINT)
   wait "$BUSY_PID" 2>/dev/null || true
   BUSY_PID=
   q "TRUNCATE busy_load"

@@ -34,6 +34,7 @@ def mark(ok):
 
 def main():
     data, out = sys.argv[1], sys.argv[2]
+    os.makedirs(out, exist_ok=True)
     recs = [json.loads(l) for l in open(os.path.join(data, "results.jsonl")) if l.strip()]
     env = {}
     if os.path.exists(os.path.join(data, "env.txt")):
@@ -170,7 +171,6 @@ def main():
             a("")
         else:
             sys.stderr.write("gnuplot failed: %s\n" % r.stderr)
-    os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "DEBEZIUM.md"), "w") as fh:
         fh.write("\n".join(lines))
     print("\n".join(lines[:40]))

@@ -118,7 +118,7 @@ cleanup() {
   [ -n "${CONS_PID:-}" ] && kill "$CONS_PID" 2>/dev/null
   [ -n "${SAMPLER_PID:-}" ] && kill "$SAMPLER_PID" 2>/dev/null
   [ -n "${RELAY_STOPPED:-}" ] && kill -CONT "$RELAY_STOPPED" 2>/dev/null
-  [ -n "${BUSY_PID:-}" ] && kill -INT "$BUSY_PID" 2>/dev/null
+  [ -n "${BUSY_PID:-}" ] && kill -TERM "$BUSY_PID" 2>/dev/null
   has_peer debezium && { log "stopping Kafka Connect"; dbz_stop; }
   log "stopping PostgreSQL and Kafka"
   scripts/pg.sh destroy >/dev/null 2>&1 || true
