@@ -119,7 +119,7 @@ def main():
       "connector streaming (the defaults column repeats it: the write path is the same).")
     a("")
     a("How Debezium's outbox cleanup is counted: every writer deletes its outbox row again in the "
-      "same transaction (`DELETE FROM dbz_outbox WHERE id = currval(...)`); the INSERT is still in "
+      "same transaction (`DELETE FROM dbz_outbox WHERE id = (SELECT currval(...))`); the INSERT is still in "
       "the WAL that the connector decodes, and the connector skips the DELETE "
       "(`skipped.operations=u,d,t`). The table therefore stays empty, and the DELETE's cost is inside "
       "the measured write tps and latency. edu_outbox's own cleanup (the relay deleting delivered rows) "

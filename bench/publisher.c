@@ -29,7 +29,7 @@
  *   INSERT INTO bench_orders ...;
  *   INSERT INTO dbz_outbox (aggregatetype, aggregateid, type, payload)
  *     VALUES ('<topic>', 'k<c % 1000>', 'bench', '<payload>'::jsonb) RETURNING id;
- *   DELETE FROM dbz_outbox WHERE id = currval('dbz_outbox_id_seq');
+ *   DELETE FROM dbz_outbox WHERE id = (SELECT currval('dbz_outbox_id_seq'));
  *   COMMIT;
  *
  * Prints one JSON line: events logged, achieved rate, how many were sent
@@ -157,7 +157,7 @@ run_worker(int idx, const char *conninfo, const char *topic, double rate, double
 					 "BEGIN; INSERT INTO bench_orders (customer, amount) VALUES (%ld, 10.5); "
 					 "INSERT INTO dbz_outbox (aggregatetype, aggregateid, type, payload) "
 					 "VALUES (%s, 'k%ld', 'bench', %s::jsonb) RETURNING id; "
-					 "DELETE FROM dbz_outbox WHERE id = currval('dbz_outbox_id_seq'); COMMIT",
+					 "DELETE FROM dbz_outbox WHERE id = (SELECT currval('dbz_outbox_id_seq')); COMMIT",
 					 cust, lit_topic, cust % 1000, lit_payload);
 		else
 			snprintf(sql, sqlcap,
