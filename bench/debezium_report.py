@@ -161,7 +161,7 @@ def main():
             if os.path.exists(p) and os.path.getsize(p) > 0:
                 plots.append("'%s' using 1:2 with lines lw 2 title '%s, %s'" % (p, title, load))
     if plots:
-        script = ("set terminal pngcairo size 900,500\nset output '%s'\nset logscale x\n"
+        script = ("set terminal pngcairo size 900,500 noenhanced\nset output '%s'\nset logscale x\n"
                   "set xlabel 'commit -> consume latency, ms (log)'\nset ylabel 'fraction'\n"
                   "set key bottom right\nset grid\nset title 'Latency at 1k/s, 200 B, round 1'\nplot %s\n"
                   % (os.path.join(out, "debezium_latency.png"), ", ".join(plots)))
