@@ -24,10 +24,13 @@
  *
  * An event for a topic Kafka refuses (unknown with auto-creation off, or a
  * name colliding with an existing one on '.'/'_') waits for
- * topic.metadata.propagation.max.ms before it fails, and the relay waits for
- * it, holding back every later event. librdkafka's 30 s made that 33 s;
- * 5 s still leaves an auto-created topic (visible after about 1 s here) time
- * to appear, where 1 s dead-lettered healthy new topics. See RELAY_REFUSED_TOPIC_WAIT_MS.
+ * topic.metadata.propagation.max.ms, counted from the producer's first use of
+ * the topic, before it fails, and the relay waits for it, holding back every
+ * later event. librdkafka's 30 s made that 33 s. Too short a wait turns a new
+ * topic into a dead letter when its first use falls in a broker outage: the
+ * restarted broker first answers "unknown" while it auto-creates the topic;
+ * at 5 s that happened after a 5-second broker restart. See
+ * RELAY_REFUSED_TOPIC_WAIT_MS.
  */
 static const char *const default_properties[][2] = {
 	{"linger.ms", "1"},

@@ -127,8 +127,10 @@ typedef struct RelayProducer RelayProducer;
  * The producer's default topic.metadata.propagation.max.ms: how long an event
  * for a topic the broker does not know waits before it fails (and so, since
  * the relay settles a chunk before the next, how long it holds back others).
+ * A topic first used during a broker outage longer than this becomes a dead
+ * letter when the broker returns, so it is not set lower.
  */
-#define RELAY_REFUSED_TOPIC_WAIT_MS 5000
+#define RELAY_REFUSED_TOPIC_WAIT_MS 10000
 
 /* Connection state seen through librdkafka's error and stats callbacks. */
 typedef struct RelayHealth

@@ -72,7 +72,7 @@ def test_oversized_parts_are_refused_at_publish():
 def test_refused_topic_does_not_hold_back_other_topics():
     # Kafka refuses to create "sec.<n>" while "sec_<n>" exists (names that
     # collide on '.'/'_'), reporting the topic as unknown. The relay's
-    # producer gives up on it after topic.metadata.propagation.max.ms (5 s by
+    # producer gives up on it after topic.metadata.propagation.max.ms (10 s by
     # default, librdkafka's own is 30 s); the bound itself is measured by
     # bench/unknown_topic_stall.py, here only the outcome is checked: the
     # event on another, new topic arrives and is not mistaken for a refused one.

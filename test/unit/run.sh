@@ -8,7 +8,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 bin="$here/test_relay"
 
-gcc -Wall -Wextra -Werror -Wno-format-truncation -O1 -g \
+gcc -Wall -Wextra -Werror -Wno-format-truncation -O1 -g ${UNIT_CFLAGS:-} \
 	-I"$root/relay" \
 	-o "$bin" \
 	"$here/test_relay.c" \
