@@ -247,7 +247,7 @@ def tput_section(rows, summary, out, data_out):
              "`bench/raw_producer.c`, sends the same N records (same key space, value size, an "
              "`outbox-id` header, CreateTime timestamps) from memory with the relay's librdkafka "
              "settings, timed from the first produce call to the last delivery report. "
-             "**raw, chunked** is the same producer sending `edu_outbox.batch_size` records and "
+             "**raw, chunked** is the same producer sending `edu_outbox.chunk_max_events` records and "
              "waiting for all their reports before the next chunk, as the relay does. "
              "CPU seconds are user+system of the relay process (all its threads) during the drain." %
              (BACKLOG_TXN[0], PARTITIONS[0]), ""]

@@ -459,7 +459,7 @@ tput_raw() {
 }
 
 phase_throughput() {
-  local bs; bs=$(q "SHOW edu_outbox.batch_size")
+  local bs; bs=$(q "SHOW edu_outbox.chunk_max_events")
   log "3. relay throughput vs raw librdkafka producer (backlog of N events, $TPUT_ROUNDS rounds)"
   local size n round
   for size in $SIZES; do

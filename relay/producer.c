@@ -19,18 +19,15 @@
  * Defaults that users may override through the property list. A finite
  * message timeout lets the relay notice an outage and back off instead of
  * waiting blind; linger is kept short because the relay already hands over
- * whole batches, and commit-to-Kafka latency matters more. message.max.bytes
+ * whole chunks, and commit-to-Kafka latency matters more. message.max.bytes
  * is the limit publish checks events against (limits.c).
  *
  * An event for a topic Kafka refuses (unknown with auto-creation off, or a
  * name colliding with an existing one on '.'/'_') waits for
- * topic.metadata.propagation.max.ms, counted from the producer's first use of
- * the topic, before it fails, and the relay waits for it, holding back every
- * later event. librdkafka's 30 s made that 33 s. Too short a wait turns a new
- * topic into a dead letter when its first use falls in a broker outage: the
- * restarted broker first answers "unknown" while it auto-creates the topic;
- * at 5 s that happened after a 5-second broker restart. See
- * RELAY_REFUSED_TOPIC_WAIT_MS.
+ * topic.metadata.propagation.max.ms before it fails, and the relay waits for
+ * it, holding back every later event. librdkafka's 30 s made that 33 s;
+ * 5 s still leaves an auto-created topic (visible after about 1 s here) time
+ * to appear, where 1 s dead-lettered healthy new topics. See RELAY_REFUSED_TOPIC_WAIT_MS.
  */
 static const char *const default_properties[][2] = {
 	{"linger.ms", "1"},
@@ -49,7 +46,7 @@ error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 
 	if (err == RD_KAFKA_RESP_ERR__FATAL)
 	{
-		char		buf[RELAY_ERRLEN];
+		char		buf[RELAY_ERRLEN - 16];	/* room for the "fatal: " prefix */
 		rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof(buf));
 
 		p->health.fatal = true;
@@ -190,11 +187,15 @@ relay_producer_destroy(RelayProducer *p)
 {
 	if (p == NULL)
 		return;
+	/* detach first: the reports the purge fires must not reach any chunk */
+	p->attached = false;
+	p->generation++;
 	/* Anything still queued is failed (reported) now, not sent later. */
 	rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 	rd_kafka_flush(p->rk, 2000);
-	p->batch = NULL;
 	rd_kafka_destroy(p->rk);
+	free(p->chunk.outcome);
+	free(p->chunk.error);
 	free(p);
 }
 
@@ -208,4 +209,31 @@ void
 relay_producer_health(RelayProducer *p, RelayHealth *out)
 {
 	*out = p->health;
+}
+
+int
+relay_producer_topic_known(RelayProducer *p, const char *topic, int timeout_ms)
+{
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, topic, NULL);
+	const struct rd_kafka_metadata *md = NULL;
+	int			known = -1;
+
+	if (rkt == NULL)
+		return -1;
+	if (rd_kafka_metadata(p->rk, 0, rkt, &md, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		if (md->topic_cnt == 1)
+		{
+			rd_kafka_resp_err_t err = md->topics[0].err;
+
+			if (relay_error_is_unknown_topic(err) || err == RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION)
+				known = 0;
+			else if (err == RD_KAFKA_RESP_ERR_NO_ERROR ||
+					 err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE)
+				known = 1;
+		}
+		rd_kafka_metadata_destroy(md);
+	}
+	rd_kafka_topic_destroy(rkt);
+	return known;
 }

@@ -9,8 +9,10 @@
 struct RelayProducer
 {
 	rd_kafka_t *rk;
-	RelayBatch *batch;			/* batch whose reports are expected */
-	uint32_t	generation;		/* bumped per batch; stale reports are ignored */
+	RelayChunk	chunk;			/* the current chunk; arrays grow as needed */
+	int			capacity;		/* entries allocated in chunk.outcome/error */
+	bool		attached;		/* false: reports are dropped (no chunk, or destroying) */
+	uint32_t	generation;		/* bumped per chunk; reports of older ones are dropped */
 	RelayHealth health;
 };
 

@@ -83,20 +83,35 @@ extern struct rd_kafka_headers_s *relay_headers_build(const char *headers_json,
  * large, unknown topic, not authorized, malformed): the record is poison.
  */
 extern bool relay_error_is_permanent(int err);
+/*
+ * "Unknown topic" from librdkafka or the broker. Not permanent by itself:
+ * librdkafka's clock for it also runs while the brokers are down, so a new
+ * topic published during an outage fails as unknown the moment a broker is
+ * back. The caller asks the brokers (relay_producer_topic_known) and uses
+ * RELAY_ERR_TOPIC_REFUSED once they keep saying it does not exist.
+ */
+extern bool relay_error_is_unknown_topic(int err);
+/* Our own code, outside librdkafka's ranges: the topic is refused for good. */
+#define RELAY_ERR_TOPIC_REFUSED (-100000)
 extern const char *relay_error_text(int err);
 /* True for SASL and TLS failures: wrong credentials or certificates, not an outage. */
 extern bool relay_error_is_authentication(int err);
 
 /* ---- producer.c / delivery.c ---- */
 
-/* One record to send; the strings are the caller's and must outlive the send. */
+/*
+ * One record to send. value is malloc'ed: relay_chunk_send hands it to
+ * librdkafka, which frees it once the record is done with, and sets the
+ * field to NULL; a value still set afterwards is the caller's to free. The
+ * other strings are the caller's and are copied by librdkafka.
+ */
 typedef struct RelayRecord
 {
 	int64_t		id;				/* outbox id, also sent as header outbox-id */
 	const char *topic;
 	const char *key;			/* NULL: no key */
 	size_t		key_len;
-	const char *value;
+	char	   *value;
 	size_t		value_len;
 	const char *headers_json;	/* NULL: only outbox-id */
 	int64_t		timestamp_ms;	/* record timestamp, ms since the epoch */
@@ -110,16 +125,19 @@ typedef enum RelayOutcome
 	RELAY_FAILED				/* report carried an error: send again */
 } RelayOutcome;
 
-typedef struct RelayBatch
+/*
+ * The records sent together and their outcomes. It belongs to the producer
+ * (see relay_chunk_begin); delivery reports of an earlier chunk, or arriving
+ * while the producer is destroyed, never touch it.
+ */
+typedef struct RelayChunk
 {
 	int			nrecords;
 	int			nsent;			/* records handed to librdkafka */
 	int			nreported;		/* delivery reports received */
 	RelayOutcome *outcome;		/* nrecords entries */
 	int		   *error;			/* nrecords rd_kafka_resp_err_t, for FAILED ones */
-	int			first_error;	/* rd_kafka_resp_err_t of first failure */
-	char		first_error_text[RELAY_ERRLEN];
-} RelayBatch;
+} RelayChunk;
 
 typedef struct RelayProducer RelayProducer;
 
@@ -127,10 +145,8 @@ typedef struct RelayProducer RelayProducer;
  * The producer's default topic.metadata.propagation.max.ms: how long an event
  * for a topic the broker does not know waits before it fails (and so, since
  * the relay settles a chunk before the next, how long it holds back others).
- * A topic first used during a broker outage longer than this becomes a dead
- * letter when the broker returns, so it is not set lower.
  */
-#define RELAY_REFUSED_TOPIC_WAIT_MS 10000
+#define RELAY_REFUSED_TOPIC_WAIT_MS 5000
 
 /* Connection state seen through librdkafka's error and stats callbacks. */
 typedef struct RelayHealth
@@ -157,17 +173,28 @@ extern void relay_producer_destroy(RelayProducer *producer);
 /* Serves callbacks for up to timeout_ms. */
 extern void relay_producer_poll(RelayProducer *producer, int timeout_ms);
 extern void relay_producer_health(RelayProducer *producer, RelayHealth *out);
-
-extern void relay_batch_init(RelayBatch *batch, int nrecords, RelayOutcome *outcome,
-							 int *error);
 /*
- * Hands records [batch->nsent, nrecords) to librdkafka, stopping at the first
+ * Asks a broker about topic (a metadata request, which also makes a broker
+ * with auto-creation create it): 1 if it exists or is being created, 0 if the
+ * broker says it does not exist, -1 if no broker answered within timeout_ms.
+ */
+extern int	relay_producer_topic_known(RelayProducer *producer, const char *topic,
+									   int timeout_ms);
+
+/*
+ * Starts a chunk of nrecords records; reports for earlier chunks are ignored
+ * from now on. The chunk stays valid until the next relay_chunk_begin or
+ * relay_producer_destroy. NULL if out of memory.
+ */
+extern RelayChunk *relay_chunk_begin(RelayProducer *producer, int nrecords);
+/*
+ * Hands records [chunk->nsent, nrecords) to librdkafka, stopping at the first
  * one it refuses for good (that one is marked FAILED). A full local queue is
  * served by polling, not an error. Returns false if sending stopped early.
  */
-extern bool relay_batch_send(RelayProducer *producer, RelayBatch *batch,
-							 const RelayRecord *records);
+extern bool relay_chunk_send(RelayProducer *producer, RelayChunk *chunk,
+							 RelayRecord *records);
 /* True once every sent record has its delivery report. */
-extern bool relay_batch_settled(const RelayBatch *batch);
+extern bool relay_chunk_settled(const RelayChunk *chunk);
 
 #endif							/* EDU_OUTBOX_RELAY_H */

@@ -1,6 +1,11 @@
 -- outbox_publish(): the SQL surface, transactional behaviour and every
 -- bad-input error. The extension is created by pg_regress --load-extension.
 
+-- Ids start above the clock in microseconds (so a reinstall never goes
+-- back); this file restarts them at 1 to keep its output stable.
+SELECT last_value > 1700000000000000 AS ids_above_clock FROM edu_outbox.outbox_id_seq;
+SELECT setval('edu_outbox.outbox_id_seq', 1, false) IS NOT NULL AS restarted;
+
 -- Resolves unqualified with the default search_path; returns the event id.
 SHOW search_path;
 SELECT outbox_publish('user-events', '{"type":"user_registered","userId":42}', '42') AS id;
@@ -182,8 +187,8 @@ ALTER SYSTEM SET edu_outbox.kafka_properties = 'linger.ms';
 -- Credentials are refused in settings (PostgreSQL logs changed settings).
 ALTER SYSTEM SET edu_outbox.kafka_properties = 'sasl.username=app; sasl.password=x';
 ALTER SYSTEM SET edu_outbox.brokers = '';
-ALTER SYSTEM SET edu_outbox.batch_size = 0;
-SET edu_outbox.batch_size = 10;
+ALTER SYSTEM SET edu_outbox.chunk_max_events = 0;
+SET edu_outbox.chunk_max_events = 10;
 SET edu_outbox.no_such_setting = 1;
 
 -- Relay state starts with nothing delivered and no batch open.

@@ -4,6 +4,7 @@
 #include "postgres.h"
 
 #include "access/commit_ts.h"
+#include "access/detoast.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -27,14 +28,22 @@ static const char *const txns_by_commit_ts_sql =
 TXNS_SQL("pg_xact_commit_timestamp(xid::xid) NULLS FIRST, min(id)");
 static const char *const txns_by_first_id_sql = TXNS_SQL("min(id)");
 
-/* Rows of the given transactions (by ordinality), skipping the first one's delivered rows. */
+/*
+ * Rows of the given transactions (by ordinality), skipping the first one's
+ * delivered rows, at most $3 per transaction. For each transaction in turn
+ * (a nested loop over the array) the rows come from the (xid, id) index in id
+ * order: nothing is sorted, so reading a chunk costs the same wherever it is
+ * in a huge transaction. The reader checks that order.
+ */
 static const char *const fetch_sql =
-"SELECT o.id, t.ord::int4, o.topic, o.key, o.payload::text, o.headers::text, "
-"       (extract(epoch FROM o.created_at) * 1000)::int8 "
+"SELECT o.id, t.ord::int4, o.topic, o.key, o.payload::text, o.headers::text, o.ts "
 "FROM unnest($1::xid8[]) WITH ORDINALITY AS t(xid, ord) "
-"JOIN " OUTBOX_SCHEMA ".outbox o ON o.xid = t.xid "
-"WHERE o.id > CASE WHEN t.ord = 1 THEN $2 ELSE 0 END "
-"ORDER BY t.ord, o.id LIMIT $3";
+"CROSS JOIN LATERAL ("
+"  SELECT id, topic, key, payload, headers, "
+"         (extract(epoch FROM created_at) * 1000)::int8 AS ts "
+"  FROM " OUTBOX_SCHEMA ".outbox "
+"  WHERE xid = t.xid AND id > CASE WHEN t.ord = 1 THEN $2 ELSE 0 END "
+"  ORDER BY id LIMIT $3) o";
 
 static const char *const load_sql =
 "SELECT delivered_snapshot::text, batch_snapshot::text, batch_pos_index, "
@@ -123,7 +132,8 @@ forget_open_batch(OutboxBatch *batch)
 {
 	batch->open = false;
 	batch->batch_snapshot = NULL;
-	batch->txns = NULL;
+	batch->txn_xids = NULL;
+	batch->txn_rows = NULL;
 	batch->ntxns = 0;
 	rewind_position(batch);
 }
@@ -167,15 +177,15 @@ list_transactions(OutboxBatch *batch)
 			 SPI_result_code_string(ret));
 
 	batch->ntxns = (int) SPI_processed;
-	batch->txns = batch->ntxns == 0 ? NULL :
-		MemoryContextAlloc(batch->cxt, sizeof(OutboxTxn) * batch->ntxns);
+	batch->txn_xids = MemoryContextAlloc(batch->cxt, sizeof(uint64) * Max(batch->ntxns, 1));
+	batch->txn_rows = MemoryContextAlloc(batch->cxt, sizeof(int32) * Max(batch->ntxns, 1));
 	for (int i = 0; i < batch->ntxns; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		char	   *xid = get_text(tup, SPI_tuptable->tupdesc, 1, CurrentMemoryContext, NULL);
 
-		batch->txns[i].xid = strtou64(xid, NULL, 10);
-		batch->txns[i].nrows = (int32) get_int(tup, SPI_tuptable->tupdesc, 2, false);
+		batch->txn_xids[i] = strtou64(xid, NULL, 10);
+		batch->txn_rows[i] = (int32) get_int(tup, SPI_tuptable->tupdesc, 2, false);
 	}
 	SPI_freetuptable(SPI_tuptable);
 }
@@ -216,7 +226,7 @@ outbox_batch_load(OutboxBatch *batch)
 	if (batch->pos_index == 0 && batch->pos_done == 0)
 		return;
 	if (pos_xid == NULL || batch->pos_index >= batch->ntxns ||
-		batch->txns[batch->pos_index].xid != strtou64(pos_xid, NULL, 10))
+		batch->txn_xids[batch->pos_index] != strtou64(pos_xid, NULL, 10))
 	{
 		/* e.g. track_commit_timestamp changed: resending beats skipping */
 		ereport(WARNING,
@@ -244,7 +254,7 @@ outbox_batch_persist(OutboxBatch *batch)
 		nulls[1] = 'n';
 	values[2] = Int32GetDatum(batch->open ? batch->pos_index : 0);
 	if (batch->open && batch->pos_index < batch->ntxns)
-		values[3] = CStringGetTextDatum(psprintf(UINT64_FORMAT, batch->txns[batch->pos_index].xid));
+		values[3] = CStringGetTextDatum(psprintf(UINT64_FORMAT, batch->txn_xids[batch->pos_index]));
 	else
 		nulls[3] = 'n';
 	values[4] = Int32GetDatum(batch->open ? batch->pos_done : 0);
@@ -296,95 +306,221 @@ outbox_batch_begin(OutboxBatch *batch)
 	return false;
 }
 
+/* Copies a text column into malloc'ed memory (handed to librdkafka later). */
+static char *
+get_text_malloc(HeapTuple tup, TupleDesc desc, int col, int *len)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+	text	   *t;
+	char	   *s;
+	int			n;
+
+	if (isnull)
+	{
+		*len = 0;
+		return NULL;
+	}
+	t = DatumGetTextPP(d);
+	n = VARSIZE_ANY_EXHDR(t);
+	s = malloc(Max(n, 1));
+	if (s == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Failed on request of size %d for an event payload.", n)));
+	memcpy(s, VARDATA_ANY(t), n);
+	*len = n;
+	return s;
+}
+
+/* Bytes of a text column, without detoasting it (a key may still be toasted). */
+static int64
+text_size(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? 0 : (int64) toast_raw_datum_size(d) - VARHDRSZ;
+}
+
+/*
+ * Corrects the row counts of listed transactions that the reader has passed
+ * completely (ord < complete_upto) and that had fewer rows than the batch
+ * counted: those rows are gone. Returns how many.
+ */
+static int64
+skip_vanished(OutboxBatch *batch, const int *found, int nlisted, int complete_upto)
+{
+	StringInfoData detail;
+	int64		gone = 0;
+	int			ntxns_gone = 0;
+
+	initStringInfo(&detail);
+	for (int k = 0; k < nlisted && k < complete_upto; k++)
+	{
+		int			t = batch->pos_index + k;
+		int			before = k == 0 ? batch->pos_done : 0;
+		int			missing = batch->txn_rows[t] - before - found[k];
+
+		if (missing <= 0)
+			continue;
+		if (ntxns_gone < 5)
+			appendStringInfo(&detail, "%s%d of the %d events of transaction " UINT64_FORMAT "%s",
+							 ntxns_gone > 0 ? "; " : "", missing, batch->txn_rows[t],
+							 batch->txn_xids[t],
+							 k == 0 && batch->pos_last_id > 0 ?
+							 psprintf(" after id " INT64_FORMAT, batch->pos_last_id) : "");
+		gone += missing;
+		ntxns_gone++;
+		batch->txn_rows[t] = before + found[k];
+	}
+	if (gone > 0)
+	{
+		if (ntxns_gone > 5)
+			appendStringInfo(&detail, "; and %d more transactions", ntxns_gone - 5);
+		ereport(WARNING,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("edu_outbox relay skipped " INT64_FORMAT " undelivered events that vanished from the outbox",
+						gone),
+				 errdetail("Missing: %s.", detail.data),
+				 errhint("Rows of edu_outbox.outbox were removed by hand (TRUNCATE or DELETE) before Kafka had them; delivery goes on after them.")));
+		batch->dirty = true;
+	}
+	pfree(detail.data);
+	return gone;
+}
+
+/* How many rows to fetch next: what still fits by the largest row seen so far. */
+static int
+piece_size(int64 room_bytes, int64 largest, int room_events)
+{
+	int64		n = largest > 0 ? room_bytes / largest : 1;
+
+	return (int) Max(1, Min(Min(n, 1000), room_events));
+}
+
 int
-outbox_batch_fetch(OutboxBatch *batch, int limit, MemoryContext cxt,
-				   OutboxEvent **events)
+outbox_batch_fetch(OutboxBatch *batch, int max_events, int64 max_bytes,
+				   MemoryContext cxt, OutboxEvent **events, int64 *skipped)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			types[3] = {TEXTOID, INT8OID, INT4OID};
 	Datum		values[3];
 	StringInfoData xids;
 	int64		want = 0;
-	int			ret;
-	int			n;
+	int			nlisted = 0;
+	int		   *found;
+	Portal		portal;
 	OutboxEvent *ev;
+	int			n = 0;
+	int			cap;
+	int64		bytes = 0;
+	int64		largest = 0;
+	int			last_ord = 0;
+	int64		last_id = 0;
+	bool		exhausted = false;
+	bool		full = false;
 
+	*skipped = 0;
+	*events = NULL;
 	if (!batch->open || batch->pos_index >= batch->ntxns)
 		return 0;
 
 	/* Enough whole transactions to fill the chunk. */
 	initStringInfo(&xids);
 	appendStringInfoChar(&xids, '{');
-	for (int i = batch->pos_index; i < batch->ntxns && want < limit; i++)
+	for (int i = batch->pos_index; i < batch->ntxns && want < max_events; i++)
 	{
 		if (i > batch->pos_index)
 			appendStringInfoChar(&xids, ',');
-		appendStringInfo(&xids, UINT64_FORMAT, batch->txns[i].xid);
-		want += batch->txns[i].nrows - (i == batch->pos_index ? batch->pos_done : 0);
+		appendStringInfo(&xids, UINT64_FORMAT, batch->txn_xids[i]);
+		want += batch->txn_rows[i] - (i == batch->pos_index ? batch->pos_done : 0);
+		nlisted++;
 	}
 	appendStringInfoChar(&xids, '}');
+	found = palloc0(sizeof(int) * nlisted);
+	cap = (int) Min(max_events, Max(want, 1));
+	ev = MemoryContextAllocZero(cxt, sizeof(OutboxEvent) * cap);
 
 	values[0] = CStringGetTextDatum(xids.data);
 	values[1] = Int64GetDatum(batch->pos_last_id);
-	values[2] = Int32GetDatum(limit);
-	ret = SPI_execute_plan(plan_once(&plan, fetch_sql, 3, types), values, NULL, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "edu_outbox: fetching events failed: %s", SPI_result_code_string(ret));
+	values[2] = Int32GetDatum(max_events);
+	portal = SPI_cursor_open(NULL, plan_once(&plan, fetch_sql, 3, types), values, NULL, true);
 
-	n = (int) SPI_processed;
-	ev = MemoryContextAllocZero(cxt, sizeof(OutboxEvent) * Max(n, 1));
-	for (int i = 0; i < n; i++)
+	/* Fetch in pieces that fit what is left, so no more than a chunk is in memory. */
+	while (!full && !exhausted)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
+		int			piece = piece_size(max_bytes - bytes, largest, cap - n);
+		TupleDesc	desc;
+		uint64		r;
 
-		ev[i].id = get_int(tup, desc, 1, true);
-		ev[i].txn_index = batch->pos_index + (int) get_int(tup, desc, 2, false) - 1;
-		ev[i].topic = get_text(tup, desc, 3, cxt, NULL);
-		ev[i].key = get_text(tup, desc, 4, cxt, &ev[i].key_len);
-		ev[i].payload = get_text(tup, desc, 5, cxt, &ev[i].payload_len);
-		ev[i].headers = get_text(tup, desc, 6, cxt, NULL);
-		ev[i].timestamp_ms = get_int(tup, desc, 7, true);
+		SPI_cursor_fetch(portal, true, piece);
+		desc = SPI_tuptable->tupdesc;
+		for (r = 0; r < SPI_processed && !full; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			int64		id = get_int(tup, desc, 1, true);
+			int			ord = (int) get_int(tup, desc, 2, false);
+			int64		size = text_size(tup, desc, 4) + text_size(tup, desc, 5) +
+				text_size(tup, desc, 6);
+			OutboxEvent *e;
+
+			/* the nested loop yields transactions in turn and each one's rows by id */
+			if (ord < last_ord || (ord == last_ord && id <= last_id) || ord > nlisted)
+				elog(ERROR, "edu_outbox: outbox rows came out of order (transaction %d id " INT64_FORMAT " after transaction %d id " INT64_FORMAT ")",
+					 ord, id, last_ord, last_id);
+			last_ord = ord;
+			last_id = id;
+			largest = Max(largest, size);
+			if (n > 0 && bytes + size > max_bytes)
+			{
+				full = true;	/* this row is read again next time */
+				break;
+			}
+			e = &ev[n++];
+			found[ord - 1]++;
+			bytes += size;
+			e->id = id;
+			e->txn_index = batch->pos_index + ord - 1;
+			e->topic = get_text(tup, desc, 3, cxt, NULL);
+			e->key = get_text(tup, desc, 4, cxt, &e->key_len);
+			e->payload = get_text_malloc(tup, desc, 5, &e->payload_len);
+			e->headers = get_text(tup, desc, 6, cxt, NULL);
+			e->timestamp_ms = get_int(tup, desc, 7, true);
+			if (n == cap || bytes >= max_bytes)
+				full = true;
+		}
+		/* a short piece, all of it taken: no rows are left */
+		exhausted = SPI_processed < (uint64) piece && r == SPI_processed;
+		SPI_freetuptable(SPI_tuptable);
 	}
-	SPI_freetuptable(SPI_tuptable);
+	SPI_cursor_close(portal);
 
-	/* The batch's transactions committed before it began: their rows cannot be missing. */
-	if (n == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("edu_outbox found no rows for transaction %llu of the open batch",
-						(unsigned long long) batch->txns[batch->pos_index].xid),
-				 errhint("Rows were removed from the outbox by hand; reset edu_outbox.relay_state.batch_snapshot to NULL to continue.")));
+	/*
+	 * Transactions the reader went past are complete: all of them if the
+	 * rows ran out, else those before the last one seen.
+	 */
+	*skipped = skip_vanished(batch, found, nlisted, exhausted ? nlisted : last_ord - 1);
+	pfree(found);
 	*events = ev;
 	return n;
 }
 
 void
-outbox_batch_advance(OutboxBatch *batch, const OutboxEvent *events, int ndelivered)
+outbox_batch_move(OutboxBatch *batch, int pos_index, int pos_done, int64 pos_last_id)
 {
-	for (int i = 0; i < ndelivered; i++)
-	{
-		Assert(events[i].txn_index >= batch->pos_index);
-		if (events[i].txn_index != batch->pos_index)
-		{
-			batch->pos_index = events[i].txn_index;
-			batch->pos_done = 0;
-		}
-		batch->pos_done++;
-		batch->pos_last_id = events[i].id;
-		if (batch->pos_done >= batch->txns[batch->pos_index].nrows)
-		{
-			batch->pos_index++;
-			batch->pos_done = 0;
-			batch->pos_last_id = 0;
-		}
-	}
-	if (ndelivered > 0)
+	if (pos_index != batch->pos_index || pos_done != batch->pos_done ||
+		pos_last_id != batch->pos_last_id)
 		batch->dirty = true;
+	batch->pos_index = pos_index;
+	batch->pos_done = pos_done;
+	batch->pos_last_id = pos_last_id;
 
 	if (batch->open && batch->pos_index >= batch->ntxns)
 	{
 		set_delivered(batch, batch->batch_snapshot);
 		forget_open_batch(batch);
+		batch->dirty = true;
 	}
 }

@@ -15,12 +15,6 @@
 
 #include "postgres.h"
 
-typedef struct OutboxTxn
-{
-	uint64		xid;			/* FullTransactionId of the writer */
-	int32		nrows;
-} OutboxTxn;
-
 typedef struct OutboxBatch
 {
 	bool		loaded;			/* state read from relay_state */
@@ -29,19 +23,24 @@ typedef struct OutboxBatch
 	TimestampTz persisted_at;
 	char	   *delivered_snapshot; /* everything visible here is delivered */
 	char	   *batch_snapshot; /* end of the open batch */
-	OutboxTxn  *txns;			/* the open batch's transactions, in order */
+	uint64	   *txn_xids;		/* the open batch's transactions (FullTransactionId), in order */
+	int32	   *txn_rows;		/* their row counts */
 	int			ntxns;
 	int			pos_index;		/* txns before this one are delivered */
-	int			pos_done;		/* rows of txns[pos_index] delivered */
+	int			pos_done;		/* rows of transaction pos_index delivered */
 	int64		pos_last_id;	/* id of the last of those */
 	MemoryContext cxt;			/* holds the fields above */
 } OutboxBatch;
 
-/* One outbox row as the relay sends it. */
+/*
+ * One outbox row as the relay sends it. payload is malloc'ed so that
+ * librdkafka can take it over without a copy (see RelayRecord); the other
+ * strings live in the memory context the reader was given.
+ */
 typedef struct OutboxEvent
 {
 	int64		id;
-	int			txn_index;		/* index into OutboxBatch.txns */
+	int			txn_index;		/* index into OutboxBatch.txn_xids */
 	char	   *topic;
 	char	   *key;			/* NULL: no key */
 	int			key_len;
@@ -56,11 +55,19 @@ extern void outbox_batch_load(OutboxBatch *batch);
 extern void outbox_batch_persist(OutboxBatch *batch);
 /* Opens a new batch if none is open; false if there is nothing to send. */
 extern bool outbox_batch_begin(OutboxBatch *batch);
-/* Reads up to limit rows from the current position into cxt. */
-extern int	outbox_batch_fetch(OutboxBatch *batch, int limit, MemoryContext cxt,
-							   OutboxEvent **events);
-/* Records that the first ndelivered of events were acknowledged. */
-extern void outbox_batch_advance(OutboxBatch *batch, const OutboxEvent *events,
-								 int ndelivered);
+/*
+ * Reads the next chunk from the current position: at most max_events events
+ * and max_bytes bytes of payload, key and headers (a single larger event
+ * comes alone). Rows of one transaction come in (xid, id) index order,
+ * without sorting. Rows of the open batch that vanished from the outbox
+ * (TRUNCATE, DELETE by hand) are logged and left behind: the batch's row
+ * counts are corrected, so the position moves past them. Sets *skipped to
+ * the number of rows found missing.
+ */
+extern int	outbox_batch_fetch(OutboxBatch *batch, int max_events, int64 max_bytes,
+							   MemoryContext cxt, OutboxEvent **events, int64 *skipped);
+/* Moves the position (e.g. as relay_decide() computed it); closes a finished batch. */
+extern void outbox_batch_move(OutboxBatch *batch, int pos_index, int pos_done,
+							  int64 pos_last_id);
 
 #endif

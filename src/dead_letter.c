@@ -7,6 +7,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "nodes/pg_list.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -14,13 +15,6 @@
 #include "dead_letter.h"
 #include "outbox_table.h"
 #include "shared_state.h"
-
-typedef struct DeadLetterHead
-{
-	char	   *topic;
-	char	   *key;
-	int64		id;
-} DeadLetterHead;
 
 typedef struct DeadLetterAction
 {
@@ -32,10 +26,11 @@ typedef struct DeadLetterAction
 
 static MemoryContext heads_cxt = NULL;
 static MemoryContext actions_cxt = NULL;
-static List *heads = NIL;
+static DecideHead *heads = NULL;	/* in heads_cxt */
+static int	nheads = 0;
+static int	heads_cap = 0;
+static bool heads_loaded = false;	/* read from the table since the last forget */
 static List *actions = NIL;
-static bool heads_known = false;	/* heads reflect the table */
-static TimestampTz heads_read_at = 0;
 
 static void
 ensure_contexts(void)
@@ -50,35 +45,36 @@ ensure_contexts(void)
 }
 
 static void
-add_head(const char *topic, const char *key, int64 id)
+add_head(const char *topic, const char *key, size_t key_len, int64 id)
 {
 	MemoryContext old = MemoryContextSwitchTo(heads_cxt);
-	DeadLetterHead *h = palloc(sizeof(DeadLetterHead));
+	char	   *k = palloc(key_len + 1);
 
-	h->topic = pstrdup(topic);
-	h->key = pstrdup(key);
-	h->id = id;
-	heads = lappend(heads, h);
+	if (nheads == heads_cap)
+	{
+		heads_cap = Max(16, heads_cap * 2);
+		heads = heads == NULL ? palloc(sizeof(DecideHead) * heads_cap) :
+			repalloc(heads, sizeof(DecideHead) * heads_cap);
+	}
+	memcpy(k, key, key_len);
+	k[key_len] = '\0';
+	heads[nheads].id = id;
+	heads[nheads].topic = pstrdup(topic);
+	heads[nheads].key = k;
+	heads[nheads].key_len = key_len;
+	nheads++;
 	MemoryContextSwitchTo(old);
 }
 
-void
-outbox_dead_letters_refresh(void)
+/* Reads every head once (keys included). */
+static void
+load_heads(void)
 {
 	int			ret;
 
-	/*
-	 * Only the relay adds dead letters; others only resolve them. So while
-	 * there are none, a look every few seconds is enough.
-	 */
-	if (heads_known && heads == NIL &&
-		!TimestampDifferenceExceeds(heads_read_at, GetCurrentTimestamp(), 5000))
-		return;
-	heads_known = true;
-	heads_read_at = GetCurrentTimestamp();
-	ensure_contexts();
 	MemoryContextReset(heads_cxt);
-	heads = NIL;
+	heads = NULL;
+	nheads = heads_cap = 0;
 	/* not read-only: it must see the dead letters flushed earlier in this transaction */
 	ret = SPI_execute("SELECT topic, key, id FROM " OUTBOX_SCHEMA ".dead_letter "
 					  "WHERE parked_behind IS NULL AND key IS NOT NULL", false, 0);
@@ -88,35 +84,83 @@ outbox_dead_letters_refresh(void)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		bool		isnull;
+		text	   *key = DatumGetTextPP(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
 
 		add_head(SPI_getvalue(tup, SPI_tuptable->tupdesc, 1),
-				 SPI_getvalue(tup, SPI_tuptable->tupdesc, 2),
+				 VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key),
 				 DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull)));
 	}
 	SPI_freetuptable(SPI_tuptable);
+	heads_loaded = true;
 }
 
-int64
-outbox_dead_letter_head_for(const char *topic, const char *key)
+/* Drops the heads that were resolved meanwhile; looks them up by id only. */
+static void
+drop_resolved_heads(void)
 {
-	ListCell   *lc;
+	static SPIPlanPtr plan = NULL;
+	Oid			type = INT8ARRAYOID;
+	Datum	   *ids;
+	Datum		arg;
+	int			ret;
+	int			kept = 0;
 
-	/* without a key there is no order to keep */
-	if (key == NULL)
-		return 0;
-	foreach(lc, heads)
+	if (plan == NULL)
 	{
-		DeadLetterHead *h = lfirst(lc);
-
-		if (strcmp(h->key, key) == 0 && strcmp(h->topic, topic) == 0)
-			return h->id;
+		/* the positions (1-based) of the heads that still exist, in order */
+		plan = SPI_prepare("SELECT u.i::int4 FROM unnest($1) WITH ORDINALITY AS u(id, i) "
+						   "WHERE EXISTS (SELECT 1 FROM " OUTBOX_SCHEMA ".dead_letter d "
+						   "              WHERE d.id = u.id) ORDER BY u.i",
+						   1, &type);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
 	}
-	return 0;
+	ids = palloc(sizeof(Datum) * nheads);
+	for (int i = 0; i < nheads; i++)
+		ids[i] = Int64GetDatum(heads[i].id);
+	arg = PointerGetDatum(construct_array(ids, nheads, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
+										  TYPALIGN_DOUBLE));
+	ret = SPI_execute_plan(plan, &arg, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "edu_outbox: checking dead letters failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == (uint64) nheads)
+	{
+		SPI_freetuptable(SPI_tuptable);
+		return;
+	}
+	for (uint64 j = 0; j < SPI_processed; j++)
+	{
+		bool		isnull;
+		int			i = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[j], SPI_tuptable->tupdesc,
+													1, &isnull)) - 1;
+
+		heads[kept++] = heads[i];
+	}
+	nheads = kept;
+	SPI_freetuptable(SPI_tuptable);
+}
+
+void
+outbox_dead_letters_refresh(void)
+{
+	ensure_contexts();
+	if (!heads_loaded)
+		load_heads();
+	else if (nheads > 0)
+		drop_resolved_heads();
+}
+
+const DecideHead *
+outbox_dead_letter_heads(int *n)
+{
+	*n = nheads;
+	return heads;
 }
 
 void
 outbox_dead_letter_note(int64 id, uint64 xid, const char *topic, const char *key,
-						const char *error, int64 parked_behind)
+						size_t key_len, const char *error, int64 parked_behind)
 {
 	MemoryContext old;
 	DeadLetterAction *a;
@@ -131,7 +175,7 @@ outbox_dead_letter_note(int64 id, uint64 xid, const char *topic, const char *key
 	actions = lappend(actions, a);
 	MemoryContextSwitchTo(old);
 	if (parked_behind == 0 && key != NULL)
-		add_head(topic, key, id);
+		add_head(topic, key, key_len, id);
 }
 
 int
@@ -177,7 +221,6 @@ outbox_dead_letters_flush(void)
 	outbox_status_dead_lettered(n);
 	MemoryContextReset(actions_cxt);
 	actions = NIL;
-	heads_known = false;
 	return n;
 }
 
@@ -188,6 +231,7 @@ outbox_dead_letters_forget(void)
 	MemoryContextReset(actions_cxt);
 	MemoryContextReset(heads_cxt);
 	actions = NIL;
-	heads = NIL;
-	heads_known = false;
+	heads = NULL;
+	nheads = heads_cap = 0;
+	heads_loaded = false;
 }

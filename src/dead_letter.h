@@ -11,20 +11,20 @@
 
 #include "postgres.h"
 
-typedef enum DeadLetterMode
-{
-	DEAD_LETTER_PARK_KEY,		/* dead-letter it; park later events of its key */
-	DEAD_LETTER_SKIP,			/* dead-letter it; later events go on */
-	DEAD_LETTER_RETRY			/* no dead letters: retry forever */
-} DeadLetterMode;
+#include "../relay/decide.h"
 
-/* Re-reads the unresolved dead letters (heads). SPI connected. */
+/*
+ * Makes the known heads (unresolved dead letters with a key) current. The
+ * first call reads them; later calls only check by id which of them were
+ * resolved meanwhile (retried or discarded), never re-reading keys or
+ * payloads. Call it only when events are about to be sent. SPI connected.
+ */
 extern void outbox_dead_letters_refresh(void);
-/* Id of the unresolved dead letter holding back topic/key, or 0. */
-extern int64 outbox_dead_letter_head_for(const char *topic, const char *key);
+/* The known heads, for relay_decide(); valid until the next call here. */
+extern const DecideHead *outbox_dead_letter_heads(int *nheads);
 /* Queues a dead letter (parked_behind 0) or a parked event. */
 extern void outbox_dead_letter_note(int64 id, uint64 xid, const char *topic,
-									const char *key, const char *error,
+									const char *key, size_t key_len, const char *error,
 									int64 parked_behind);
 /* Writes what was queued. SPI connected; returns the number of rows. */
 extern int	outbox_dead_letters_flush(void);

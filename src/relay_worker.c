@@ -2,11 +2,14 @@
  * relay_worker.c: the background worker that relays committed outbox rows
  * to Kafka.
  *
- * Each cycle is one transaction that records how far the previous chunk got,
- * opens a batch if needed and reads the next chunk; then, outside any
- * transaction, the chunk is sent and the worker waits for the broker's
- * acknowledgements. Only the acknowledged prefix counts as delivered: the
- * rest is read and sent again, so delivery is at least once and in order.
+ * A cycle is read -> send -> decide -> persist. read is one transaction
+ * that records how far the previous chunk got, opens a batch if needed and
+ * reads the next chunk; send hands it to the producer outside any
+ * transaction and waits for the broker's acknowledgements; decide
+ * (relay/decide.c) says what the reports mean; persist applies that, and the
+ * next read writes it. Only the handled prefix counts: the rest is read and
+ * sent again, so delivery is at least once and in order. Everything a cycle
+ * allocates lives in cycle_cxt, reset at the start of the next one.
  */
 #include "postgres.h"
 
@@ -14,6 +17,7 @@
 
 #include "access/commit_ts.h"
 #include "access/xact.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -58,12 +62,13 @@ typedef enum RelayState
 	STATE_BAD_CONFIG,
 	STATE_DELIVERING,
 	STATE_PAUSED,
-	STATE_FAILING
+	STATE_FAILING,
+	STATE_STALLED
 } RelayState;
 
 static const char *const state_names[] = {
 	"starting", "waiting for extension", "bad configuration", "delivering",
-	"paused", "failing"
+	"paused", "failing", "stalled"
 };
 
 static RelayState relay_state = STATE_STARTING;
@@ -73,25 +78,12 @@ static char *producer_properties = NULL;
 static char *producer_secrets_file = NULL;
 static char producer_secrets_stamp[64] = "";
 static OutboxBatch batch;
-static MemoryContext chunk_cxt = NULL;
+static MemoryContext cycle_cxt = NULL;	/* reset at the start of every cycle */
+static TimestampTz progress_at = 0;	/* last time the position moved or nothing was pending */
 static bool brokers_down_logged = false;
 static bool producer_stale = false;
-
-void
-outbox_register_worker(void)
-{
-	BackgroundWorker worker;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 5;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "edu_outbox");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "outbox_relay_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "edu_outbox relay");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "edu_outbox relay");
-	RegisterBackgroundWorker(&worker);
-}
+static char *relay_dbname = NULL;	/* the database this worker relays */
+static bool relay_needs_extension = false;	/* '*' mode: stop when the extension is gone */
 
 static void
 worker_detach(int code, Datum arg)
@@ -236,6 +228,8 @@ end_cycle_xact(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	/* the commit leaves TopMemoryContext current: go back to the cycle's memory */
+	MemoryContextSwitchTo(cycle_cxt);
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
@@ -244,15 +238,16 @@ end_cycle_xact(void)
 #define CHUNK_PAUSED (-2)
 
 /*
- * Records progress (and the dead letters it moved past), opens a batch if
- * needed and reads the next chunk. Returns the number of events read, or
- * CHUNK_NO_EXTENSION / CHUNK_PAUSED.
+ * read: records the previous chunk's outcome (position and dead letters),
+ * opens a batch if needed and reads the next chunk. Returns the number of
+ * events read, or CHUNK_NO_EXTENSION / CHUNK_PAUSED.
  */
 static int
-read_chunk(OutboxEvent **events)
+read_chunk(OutboxEvent **events, int64 *skipped)
 {
 	int			n = 0;
 
+	*skipped = 0;
 	begin_cycle_xact("edu_outbox: reading outbox");
 	if (!extension_ready())
 	{
@@ -275,9 +270,14 @@ read_chunk(OutboxEvent **events)
 		end_cycle_xact();
 		return CHUNK_PAUSED;
 	}
-	outbox_dead_letters_refresh();
 	if (outbox_batch_begin(&batch))
-		n = outbox_batch_fetch(&batch, outbox_batch_size, chunk_cxt, events);
+	{
+		n = outbox_batch_fetch(&batch, outbox_chunk_max_events, outbox_chunk_max_bytes,
+							   cycle_cxt, events, skipped);
+		/* the parked keys matter only when there is something to send */
+		if (n > 0)
+			outbox_dead_letters_refresh();
+	}
 	else if (batch.dirty)
 		outbox_batch_persist(&batch);
 	end_cycle_xact();
@@ -291,6 +291,7 @@ persist_progress(void)
 	if (!batch.dirty)
 		return;
 	begin_cycle_xact("edu_outbox: saving progress");
+	outbox_dead_letters_flush();
 	outbox_batch_persist(&batch);
 	end_cycle_xact();
 }
@@ -324,19 +325,75 @@ log_broker_health(void)
 		brokers_down_logged = false;
 }
 
-/* Sends records and waits for their delivery reports (bounded at shutdown). */
+/* The delivery position moved, or nothing is pending: not stalled. */
 static void
-send_and_wait(const RelayRecord *records, int n, RelayBatch *rb)
+note_progress(void)
 {
-	RelayOutcome *outcome = MemoryContextAlloc(chunk_cxt, sizeof(RelayOutcome) * Max(n, 1));
-	int		   *error = MemoryContextAlloc(chunk_cxt, sizeof(int) * Max(n, 1));
+	progress_at = GetCurrentTimestamp();
+	if (relay_state == STATE_STALLED)
+	{
+		ereport(LOG, (errmsg("edu_outbox relay is making progress again")));
+		enter_state(STATE_DELIVERING);
+	}
+}
+
+/*
+ * With work pending and no progress for edu_outbox.stall_timeout, status
+ * says "stalled" and why, instead of "delivering" or "failing".
+ */
+static void
+check_stall(const char *why)
+{
+	long		secs;
+	int			usecs;
+	char		msg[OUTBOX_STATUS_TEXT];
+
+	if (relay_state == STATE_STALLED ||
+		!TimestampDifferenceExceeds(progress_at, GetCurrentTimestamp(), outbox_stall_timeout_ms))
+		return;
+	TimestampDifference(progress_at, GetCurrentTimestamp(), &secs, &usecs);
+	snprintf(msg, sizeof(msg), "stalled: no delivery progress for %ld s with events pending: %s",
+			 secs, why);
+	ereport(LOG,
+			(errmsg("edu_outbox relay made no progress for %ld seconds with events pending", secs),
+			 errdetail_internal("%s", why),
+			 errhint("See outbox_status() and the earlier log lines for the cause.")));
+	enter_state(STATE_STALLED);
+	outbox_status_error(msg);
+}
+
+/* Why the chunk in flight is not done yet, for check_stall(). */
+static const char *
+waiting_reason(void)
+{
+	static char why[RELAY_ERRLEN + 64];
+	RelayHealth h;
+
+	relay_producer_health(producer, &h);
+	if (h.brokers_down)
+		snprintf(why, sizeof(why), "no Kafka broker reachable (%s)", h.last_error_text);
+	else
+		snprintf(why, sizeof(why), "waiting for acknowledgements from Kafka%s%s",
+				 h.last_error_text[0] ? "; last error: " : "", h.last_error_text);
+	return why;
+}
+
+/*
+ * send: hands the records to the producer and waits for their delivery
+ * reports (bounded at shutdown). The chunk returned belongs to the producer.
+ */
+static RelayChunk *
+send_chunk(RelayRecord *records, int n)
+{
+	RelayChunk *chunk = relay_chunk_begin(producer, n);
 	TimestampTz shutdown_at = 0;
 
-	relay_batch_init(rb, n, outcome, error);
+	if (chunk == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	if (n == 0)
-		return;
+		return chunk;
 	pgstat_report_activity(STATE_RUNNING, psprintf("edu_outbox: sending %d events", n));
-	relay_batch_send(producer, rb, records);
+	relay_chunk_send(producer, chunk, records);
 
 	for (;;)
 	{
@@ -344,9 +401,10 @@ send_and_wait(const RelayRecord *records, int n, RelayBatch *rb)
 
 		relay_producer_poll(producer, 50);
 		relay_producer_health(producer, &h);
-		if (relay_batch_settled(rb) || h.fatal)
+		if (relay_chunk_settled(chunk) || h.fatal)
 			break;
 		log_broker_health();
+		check_stall(waiting_reason());
 		if (ConfigReloadPending)
 			reload_settings();
 		if (producer_stale)
@@ -364,149 +422,219 @@ send_and_wait(const RelayRecord *records, int n, RelayBatch *rb)
 		}
 	}
 	pgstat_report_activity(STATE_IDLE, NULL);
+	return chunk;
 }
 
 /*
- * Builds the records to send, leaving out events held back behind a dead
- * letter; sent[i] is the record index of event i, or -1.
+ * Builds the records to send and the events as the decision sees them,
+ * leaving out events parked behind a dead letter. Payloads move from the
+ * events to the records (the producer takes them over).
  */
 static int
-prepare_records(const OutboxEvent *events, int n, RelayRecord **records_out, int **sent_out)
+prepare_chunk(OutboxEvent *events, int n, RelayRecord *records, DecideEvent *devents)
 {
-	RelayRecord *records = MemoryContextAlloc(chunk_cxt, sizeof(RelayRecord) * Max(n, 1));
-	int		   *sent = MemoryContextAlloc(chunk_cxt, sizeof(int) * Max(n, 1));
+	int			nheads;
+	const DecideHead *heads = outbox_dead_letter_heads(&nheads);
 	int			m = 0;
 
 	for (int i = 0; i < n; i++)
 	{
-		if (outbox_dead_letter_mode == DEAD_LETTER_PARK_KEY &&
-			outbox_dead_letter_head_for(events[i].topic, events[i].key) != 0)
-		{
-			sent[i] = -1;
+		OutboxEvent *e = &events[i];
+
+		devents[i].id = e->id;
+		devents[i].txn_index = e->txn_index;
+		devents[i].topic = e->topic;
+		devents[i].key = e->key;
+		devents[i].key_len = e->key_len;
+		devents[i].record = -1;
+		if (relay_decide_parked_behind(outbox_dead_letter_mode, heads, nheads,
+									   e->topic, e->key, e->key_len) != 0)
 			continue;
-		}
-		sent[i] = m;
-		records[m].id = events[i].id;
-		records[m].topic = events[i].topic;
-		records[m].key = events[i].key;
-		records[m].key_len = events[i].key_len;
-		records[m].value = events[i].payload;
-		records[m].value_len = events[i].payload_len;
-		records[m].headers_json = events[i].headers;
-		records[m].timestamp_ms = events[i].timestamp_ms;
+		devents[i].record = m;
+		records[m].id = e->id;
+		records[m].topic = e->topic;
+		records[m].key = e->key;
+		records[m].key_len = e->key_len;
+		records[m].value = e->payload;
+		records[m].value_len = e->payload_len;
+		records[m].headers_json = e->headers;
+		records[m].timestamp_ms = e->timestamp_ms;
+		e->payload = NULL;
 		m++;
 	}
-	*records_out = records;
-	*sent_out = sent;
 	return m;
 }
 
-/*
- * How many leading events are done with: delivered, dead-lettered because
- * Kafka refused them for good, or parked behind such an event. Queues the
- * dead letters; they are written with the next position.
- */
-static int
-handled_prefix(const OutboxEvent *events, int n, const int *sent, const RelayBatch *rb)
+/* Frees the payloads the producer did not take over. */
+static void
+free_payloads(OutboxEvent *events, int n, RelayRecord *records, int m)
 {
-	int			i;
+	for (int i = 0; i < n; i++)
+		free(events[i].payload);
+	for (int i = 0; i < m; i++)
+		free(records[i].value);
+}
 
-	for (i = 0; i < n; i++)
+/*
+ * Whether brokers keep saying that topic does not exist, for the whole
+ * refused-topic wait. A topic being created (e.g. the first event of a new
+ * topic, right after a broker outage) shows up within it; a topic Kafka
+ * refuses (auto-creation off, a name colliding on '.'/'_') never does.
+ */
+static bool
+topic_refused(const char *topic)
+{
+	TimestampTz start = GetCurrentTimestamp();
+
+	for (;;)
+	{
+		if (relay_producer_topic_known(producer, topic, 1000) != 0)
+			return false;		/* exists, being created, or no broker answered */
+		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), RELAY_REFUSED_TOPIC_WAIT_MS))
+			return true;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 500, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		if (ShutdownRequestPending)
+			return false;
+	}
+}
+
+/*
+ * An event that failed as "unknown topic" is poison only if its topic is
+ * refused (topic_refused); otherwise it is sent again like any transient
+ * failure. At most a few topics are asked about per chunk, so the wait stays
+ * bounded; the others are asked about on the next attempt.
+ */
+#define REFUSED_TOPIC_CHECKS_PER_CHUNK 4
+
+static void
+confirm_refused_topics(RelayChunk *chunk, const RelayRecord *records)
+{
+	const char *asked[REFUSED_TOPIC_CHECKS_PER_CHUNK];
+	bool		refused[REFUSED_TOPIC_CHECKS_PER_CHUNK];
+	int			nasked = 0;
+
+	for (int r = 0; r < chunk->nsent; r++)
+	{
+		int			a;
+
+		if (chunk->outcome[r] != RELAY_FAILED || !relay_error_is_unknown_topic(chunk->error[r]))
+			continue;
+		for (a = 0; a < nasked; a++)
+			if (strcmp(asked[a], records[r].topic) == 0)
+				break;
+		if (a == nasked)
+		{
+			if (nasked == REFUSED_TOPIC_CHECKS_PER_CHUNK)
+				continue;
+			asked[a] = records[r].topic;
+			refused[a] = topic_refused(records[r].topic);
+			nasked++;
+		}
+		if (refused[a])
+			chunk->error[r] = RELAY_ERR_TOPIC_REFUSED;
+	}
+}
+
+/*
+ * persist: applies the decision. The position and the dead letters are
+ * written with the next cycle's read, in one transaction.
+ */
+static void
+apply_decision(const OutboxEvent *events, const DecideOutput *out, const RelayChunk *chunk,
+			   const DecideEvent *devents)
+{
+	for (int i = 0; i < out->handled; i++)
 	{
 		const OutboxEvent *e = &events[i];
-		int			r = sent[i];
-		uint64		xid = batch.txns[e->txn_index].xid;
-		int64		head;
-		int			err;
+		uint64		xid = batch.txn_xids[e->txn_index];
 
-		if (r >= 0 && rb->outcome[r] == RELAY_DELIVERED)
-			continue;
-
-		head = outbox_dead_letter_mode == DEAD_LETTER_PARK_KEY ?
-			outbox_dead_letter_head_for(e->topic, e->key) : 0;
-		if (head != 0)
+		if (out->verdict[i] == VERDICT_PARKED)
+			outbox_dead_letter_note(e->id, xid, e->topic, e->key, e->key_len,
+									psprintf("held back behind dead letter " INT64_FORMAT,
+											 out->parked_behind[i]),
+									out->parked_behind[i]);
+		else if (out->verdict[i] == VERDICT_DEAD_LETTER)
 		{
-			outbox_dead_letter_note(e->id, xid, e->topic, e->key,
-									psprintf("held back behind dead letter " INT64_FORMAT, head),
-									head);
-			continue;
+			const char *why = relay_error_text(chunk->error[devents[i].record]);
+
+			ereport(WARNING,
+					(errmsg("edu_outbox relay moved event " INT64_FORMAT " to the dead-letter table", e->id),
+					 errdetail("Kafka refused it for good on topic \"%s\": %s.", e->topic, why),
+					 errhint("Inspect it in outbox_dead_letters, then call outbox_retry_dead_letter(" INT64_FORMAT ") or outbox_discard_dead_letter(" INT64_FORMAT ").",
+							 e->id, e->id)));
+			outbox_dead_letter_note(e->id, xid, e->topic, e->key, e->key_len, why, 0);
 		}
-		err = r >= 0 ? rb->error[r] : 0;
-		if (r < 0 || rb->outcome[r] != RELAY_FAILED ||
-			outbox_dead_letter_mode == DEAD_LETTER_RETRY || !relay_error_is_permanent(err))
-			break;
-		ereport(WARNING,
-				(errmsg("edu_outbox relay moved event " INT64_FORMAT " to the dead-letter table", e->id),
-				 errdetail("Kafka refused it for good on topic \"%s\": %s.", e->topic,
-						   relay_error_text(err)),
-				 errhint("Inspect it in outbox_dead_letters, then call outbox_retry_dead_letter(" INT64_FORMAT ") or outbox_discard_dead_letter(" INT64_FORMAT ").",
-						 e->id, e->id)));
-		outbox_dead_letter_note(e->id, xid, e->topic, e->key, relay_error_text(err), 0);
 	}
-	return i;
+	outbox_status_delivered(out->topics, out->delivered, out->ntopics);
+	outbox_batch_move(&batch, out->position.txn_index, out->position.done,
+					  out->position.last_id);
 }
 
-/* Feeds the per-topic delivery counters of outbox_status(). */
-static void
-count_deliveries(const OutboxEvent *events, int n, const int *sent, const RelayBatch *rb)
-{
-	const char *topics[OUTBOX_MAX_TOPIC_STATS];
-	int			counts[OUTBOX_MAX_TOPIC_STATS];
-	int			ntopics = 0;
-
-	for (int i = 0; i < n; i++)
-	{
-		int			t;
-
-		if (sent[i] < 0 || rb->outcome[sent[i]] != RELAY_DELIVERED)
-			continue;
-		for (t = 0; t < ntopics; t++)
-			if (strcmp(topics[t], events[i].topic) == 0)
-				break;
-		if (t == ntopics)
-		{
-			if (ntopics == OUTBOX_MAX_TOPIC_STATS)
-			{
-				outbox_status_delivered(topics, counts, ntopics);
-				ntopics = 0;
-				t = 0;
-			}
-			topics[t] = events[i].topic;
-			counts[t] = 0;
-			ntopics++;
-		}
-		counts[t]++;
-	}
-	outbox_status_delivered(topics, counts, ntopics);
-}
-
+/* read -> send -> decide -> persist, for one chunk. */
 static CycleResult
 relay_cycle(void)
 {
 	OutboxEvent *events = NULL;
 	RelayRecord *records;
-	int		   *sent;
-	RelayBatch	rb;
+	DecideEvent *devents;
+	RelayChunk *chunk;
+	DecideInput in;
+	DecideOutput out;
 	RelayHealth h;
+	int64		skipped;
 	int			n,
-				m,
-				handled;
+				m;
 	const char *stuck;
+	const OutboxEvent *se;
 
-	MemoryContextReset(chunk_cxt);
-	n = read_chunk(&events);
+	n = read_chunk(&events, &skipped);
 	if (n == CHUNK_NO_EXTENSION)
 		return CYCLE_NO_EXTENSION;
 	if (n == CHUNK_PAUSED)
 		return CYCLE_PAUSED;
+	if (n == 0 && skipped > 0)
+	{
+		/* every listed row was gone: move past those transactions */
+		DecidePosition pos = {batch.pos_index, batch.pos_done, batch.pos_last_id};
+
+		pos = relay_position_skip_done(pos, batch.txn_rows, batch.ntxns);
+		outbox_batch_move(&batch, pos.txn_index, pos.done, pos.last_id);
+		note_progress();
+		return CYCLE_PROGRESS;
+	}
 	if (n == 0)
 		return CYCLE_IDLE;
 
-	m = prepare_records(events, n, &records, &sent);
-	send_and_wait(records, m, &rb);
-	handled = handled_prefix(events, n, sent, &rb);
-	count_deliveries(events, n, sent, &rb);
-	outbox_batch_advance(&batch, events, handled);
+	records = palloc(sizeof(RelayRecord) * n);
+	devents = palloc(sizeof(DecideEvent) * n);
+	m = prepare_chunk(events, n, records, devents);
+	chunk = send_chunk(records, m);
+	confirm_refused_topics(chunk, records);
+	free_payloads(events, n, records, m);
+
+	in.events = devents;
+	in.nevents = n;
+	in.outcome = chunk->outcome;
+	in.error = chunk->error;
+	in.mode = outbox_dead_letter_mode;
+	in.heads = outbox_dead_letter_heads(&in.nheads);
+	in.position.txn_index = batch.pos_index;
+	in.position.done = batch.pos_done;
+	in.position.last_id = batch.pos_last_id;
+	in.txn_rows = batch.txn_rows;
+	in.ntxns = batch.ntxns;
+	out.verdict = palloc(sizeof(DecideVerdict) * n);
+	out.parked_behind = palloc(sizeof(int64) * n);
+	out.topics = palloc(sizeof(char *) * n);
+	out.delivered = palloc(sizeof(int) * n);
+	relay_decide(&in, &out);
+
+	apply_decision(events, &out, chunk, devents);
+	if (out.handled > 0 || skipped > 0)
+		note_progress();
+
 	if (producer_stale)
 	{
 		replace_stale_producer();
@@ -514,7 +642,7 @@ relay_cycle(void)
 	}
 	relay_producer_health(producer, &h);
 	outbox_status_set(NULL, h.fatal ? "fatal error" : h.brokers_down ? "brokers down" : "connected");
-	if (handled == n)
+	if (out.handled == n)
 	{
 		if (relay_state == STATE_FAILING)
 			ereport(LOG, (errmsg("edu_outbox relay is delivering to Kafka again")));
@@ -523,35 +651,72 @@ relay_cycle(void)
 	}
 
 	/* the stuck event's own error: an earlier one in the chunk may have been dead-lettered */
-	stuck = sent[handled] >= 0 && rb.outcome[sent[handled]] == RELAY_FAILED ?
-		relay_error_text(rb.error[sent[handled]]) : "no delivery report yet";
-	if (relay_state != STATE_FAILING)
+	se = &events[out.stuck];
+	stuck = devents[out.stuck].record >= 0 &&
+		chunk->outcome[devents[out.stuck].record] == RELAY_FAILED ?
+		relay_error_text(chunk->error[devents[out.stuck].record]) : "no delivery report yet";
+	if (relay_state != STATE_FAILING && relay_state != STATE_STALLED)
 		ereport(LOG,
 				(errmsg("edu_outbox relay could not deliver event " INT64_FORMAT " to Kafka topic \"%s\"",
-						events[handled].id, events[handled].topic),
+						se->id, se->topic),
 				 errdetail_internal("%s%s%s", stuck,
 									h.fatal ? "; producer error: " : "",
 									h.fatal ? h.last_error_text : ""),
 				 errhint("The event and everything after it stay in the outbox and are sent again with backoff.")));
-	outbox_status_error(psprintf("event " INT64_FORMAT ": %s%s%s", events[handled].id, stuck,
-								 h.fatal ? "; " : "", h.fatal ? h.last_error_text : ""));
-	enter_state(STATE_FAILING);
+	if (relay_state != STATE_STALLED)
+	{
+		outbox_status_error(psprintf("event " INT64_FORMAT ": %s%s%s", se->id, stuck,
+									 h.fatal ? "; " : "", h.fatal ? h.last_error_text : ""));
+		enter_state(STATE_FAILING);
+	}
+	check_stall(psprintf("event " INT64_FORMAT " on topic \"%s\": %s", se->id, se->topic, stuck));
 	/* librdkafka cannot recover from a fatal error: start a new producer, resend from the gap */
 	if (h.fatal)
 		drop_producer();
 	return CYCLE_FAILED;
 }
 
+/* Looks up the database's name and whether it has the extension, in a short transaction. */
+static bool
+look_at_database(void)
+{
+	bool		has_extension;
+
+	StartTransactionCommand();
+	relay_dbname = MemoryContextStrdup(TopMemoryContext, get_database_name(MyDatabaseId));
+	has_extension = OidIsValid(get_extension_oid("edu_outbox", true));
+	CommitTransactionCommand();
+	return has_extension;
+}
+
+/*
+ * Entry point of the relay worker of one database. The launcher passes the
+ * number of the shared-memory slot it assigned to the database.
+ */
 void
 outbox_relay_main(Datum main_arg)
 {
 	int			backoff_ms = 0;
+	int			slotno = DatumGetInt32(main_arg);
+	const char *stop_reason = NULL;
+	OutboxSlot *slot;
+	Oid			dboid;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
 
-	BackgroundWorkerInitializeConnection(outbox_database, NULL, 0);
+	if (outbox_shared == NULL || slotno < 0 || slotno >= outbox_shared->nslots)
+		proc_exit(0);
+	slot = &outbox_shared->slots[slotno];
+	SpinLockAcquire(&slot->mutex);
+	dboid = slot->dboid;
+	relay_needs_extension = slot->needs_extension;
+	SpinLockRelease(&slot->mutex);
+	if (!OidIsValid(dboid))
+		proc_exit(0);			/* the launcher took the slot back meanwhile */
+
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 
 	/*
 	 * The relay's own commits (its position, dead letters) need not wait for
@@ -559,15 +724,23 @@ outbox_relay_main(Datum main_arg)
 	 * events again, which at-least-once delivery allows.
 	 */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
-	outbox_worker_attach(MyDatabaseId, MyLatch);
+	outbox_worker_attach(slotno, MyLatch);
 	before_shmem_exit(worker_detach, (Datum) 0);
 
-	chunk_cxt = AllocSetContextCreate(TopMemoryContext, "edu_outbox chunk",
+	/* with '*', a database without the extension is not relayed: leave quietly */
+	if (!look_at_database() && relay_needs_extension)
+	{
+		outbox_worker_set_exit_reason(OUTBOX_EXIT_NO_EXTENSION);
+		proc_exit(0);
+	}
+
+	cycle_cxt = AllocSetContextCreate(TopMemoryContext, "edu_outbox cycle",
 									  ALLOCSET_DEFAULT_SIZES);
 	outbox_batch_reset(&batch);
+	progress_at = GetCurrentTimestamp();
 
 	ereport(LOG,
-			(errmsg("edu_outbox relay started for database \"%s\"", outbox_database),
+			(errmsg("edu_outbox relay started for database \"%s\"", relay_dbname),
 			 errdetail_internal("Brokers: %s.", outbox_brokers)));
 	if (!track_commit_timestamp)
 		ereport(LOG,
@@ -580,6 +753,8 @@ outbox_relay_main(Datum main_arg)
 		long		timeout;
 
 		CHECK_FOR_INTERRUPTS();
+		MemoryContextSwitchTo(cycle_cxt);
+		MemoryContextReset(cycle_cxt);
 		if (ConfigReloadPending)
 			reload_settings();
 		replace_stale_producer();
@@ -595,6 +770,7 @@ outbox_relay_main(Datum main_arg)
 				backoff_ms = 0;
 				continue;		/* more may be waiting: no sleep */
 			case CYCLE_PAUSED:
+				progress_at = GetCurrentTimestamp();	/* deliberate, not a stall */
 				if (relay_state != STATE_PAUSED)
 					ereport(LOG, (errmsg("edu_outbox relay is paused"),
 								  errhint("SELECT outbox_resume() resumes delivery.")));
@@ -603,6 +779,7 @@ outbox_relay_main(Datum main_arg)
 				break;
 			case CYCLE_IDLE:
 				backoff_ms = 0;
+				note_progress();	/* nothing pending */
 				if (relay_state == STATE_PAUSED)
 					ereport(LOG, (errmsg("edu_outbox relay resumed")));
 				if (relay_state != STATE_FAILING)
@@ -610,11 +787,19 @@ outbox_relay_main(Datum main_arg)
 				timeout = outbox_poll_interval_ms;
 				break;
 			case CYCLE_NO_EXTENSION:
+				progress_at = GetCurrentTimestamp();
+				if (relay_needs_extension)
+				{
+					/* dropped: with '*' the database is no longer relayed */
+					stop_reason = "The extension was dropped.";
+					outbox_worker_set_exit_reason(OUTBOX_EXIT_NO_EXTENSION);
+					goto stop;
+				}
 				if (relay_state != STATE_WAITING_FOR_EXTENSION)
 					ereport(LOG,
 							(errmsg("edu_outbox relay is waiting for the extension to be created"),
 							 errhint("Run CREATE EXTENSION edu_outbox in database \"%s\".",
-									 outbox_database)));
+									 relay_dbname)));
 				enter_state(STATE_WAITING_FOR_EXTENSION);
 				timeout = outbox_poll_interval_ms;
 				break;
@@ -630,10 +815,14 @@ outbox_relay_main(Datum main_arg)
 		ResetLatch(MyLatch);
 	}
 
+	outbox_worker_set_exit_reason(OUTBOX_EXIT_SHUTDOWN);
+
+stop:
 	/* Final flush happened inside send_chunk; record what it achieved. */
 	persist_progress();
 	if (producer)
 		drop_producer();
-	ereport(LOG, (errmsg("edu_outbox relay shutting down")));
-	proc_exit(1);
+	ereport(LOG, (errmsg("edu_outbox relay shutting down for database \"%s\"", relay_dbname),
+				  stop_reason ? errdetail("%s", stop_reason) : 0));
+	proc_exit(0);
 }

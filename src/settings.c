@@ -3,8 +3,11 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/varlena.h"
 
 #include "dead_letter.h"
 #include "settings.h"
@@ -14,7 +17,8 @@ char	   *outbox_brokers = NULL;
 char	   *outbox_database = NULL;
 char	   *outbox_kafka_properties = NULL;
 char	   *outbox_kafka_secrets_file = NULL;
-int			outbox_batch_size = 10000;
+int			outbox_chunk_max_events = 10000;
+int			outbox_chunk_max_bytes = 64 * 1024 * 1024;
 int			outbox_poll_interval_ms = 1000;
 int			outbox_max_payload_size = 1000000;
 int			outbox_max_key_size = 8192;
@@ -23,7 +27,10 @@ int			outbox_max_headers_count = 64;
 /* The producer's message.max.bytes, from kafka_properties (see assign_kafka_properties). */
 int			outbox_message_max_bytes = RELAY_MESSAGE_MAX_BYTES_DEFAULT;
 int			outbox_final_flush_ms = 5000;
+int			outbox_stall_timeout_ms = 60000;
 int			outbox_dead_letter_mode = DEAD_LETTER_PARK_KEY;
+bool		outbox_discard_pending_on_drop = false;
+int			outbox_max_databases = 8;
 
 static const struct config_enum_entry dead_letter_modes[] = {
 	{"park_key", DEAD_LETTER_PARK_KEY, false},
@@ -38,6 +45,32 @@ check_nonempty(char **newval, void **extra, GucSource source)
 	if (*newval == NULL || (*newval)[0] == '\0')
 	{
 		GUC_check_errdetail("The value must not be empty.");
+		return false;
+	}
+	return true;
+}
+
+/* A comma-separated list of database names (double quotes allowed), or '*'. */
+static bool
+check_database_list(char **newval, void **extra, GucSource source)
+{
+	char	   *copy;
+	List	   *names = NIL;
+	bool		ok;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+	{
+		GUC_check_errdetail("The value must not be empty.");
+		return false;
+	}
+	copy = pstrdup(*newval);
+	ok = SplitGUCList(copy, ',', &names) && names != NIL;
+	list_free(names);
+	pfree(copy);
+	if (!ok)
+	{
+		GUC_check_errdetail("List syntax is invalid.");
+		GUC_check_errhint("Give a comma-separated list of database names, or * for every database where the extension is created.");
 		return false;
 	}
 	return true;
@@ -85,12 +118,20 @@ outbox_define_settings(void)
 							   check_nonempty, NULL, NULL);
 
 	DefineCustomStringVariable("edu_outbox.database",
-							   "Database whose outbox the relay worker serves.",
-							   NULL,
+							   "Databases whose outboxes are relayed, one worker each.",
+							   "A comma-separated list of database names, or * for every database where the extension is created.",
 							   &outbox_database,
 							   "postgres",
-							   PGC_POSTMASTER, 0,
-							   check_nonempty, NULL, NULL);
+							   PGC_SIGHUP, GUC_LIST_INPUT,
+							   check_database_list, NULL, NULL);
+
+	DefineCustomIntVariable("edu_outbox.max_databases",
+							"Most databases relayed at the same time.",
+							"Each relayed database takes a slot of shared memory and a background worker.",
+							&outbox_max_databases,
+							8, 1, 1000,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
 
 	/* May carry credentials (sasl.password): superuser-only, never logged. */
 	DefineCustomStringVariable("edu_outbox.kafka_properties",
@@ -110,12 +151,21 @@ outbox_define_settings(void)
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
 
-	DefineCustomIntVariable("edu_outbox.batch_size",
-							"Most events the relay reads and sends per batch.",
+	DefineCustomIntVariable("edu_outbox.chunk_max_events",
+							"Most events the relay reads and sends together as one chunk.",
 							NULL,
-							&outbox_batch_size,
+							&outbox_chunk_max_events,
 							10000, 1, 100000,
 							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	/* bounds the relay's memory: a chunk is held once, by librdkafka, until acknowledged */
+	DefineCustomIntVariable("edu_outbox.chunk_max_bytes",
+							"Most bytes (payload, key and headers) the relay reads and sends together as one chunk.",
+							"A single event larger than this is still sent, alone.",
+							&outbox_chunk_max_bytes,
+							64 * 1024 * 1024, 1024, MaxAllocSize,
+							PGC_SIGHUP, GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("edu_outbox.poll_interval",
@@ -171,6 +221,14 @@ outbox_define_settings(void)
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("edu_outbox.stall_timeout",
+							"Time without delivery progress, while events are pending, after which the relay reports itself stalled.",
+							"outbox_status() then shows worker_state \"stalled\" and the reason in last_error.",
+							&outbox_stall_timeout_ms,
+							60000, 1000, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
 	DefineCustomEnumVariable("edu_outbox.dead_letter_mode",
 							 "What the relay does with an event Kafka refuses for good.",
 							 "park_key: move it to the dead-letter table and hold back later events of its topic and key; "
@@ -178,6 +236,14 @@ outbox_define_settings(void)
 							 &outbox_dead_letter_mode,
 							 DEAD_LETTER_PARK_KEY, dead_letter_modes,
 							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("edu_outbox.discard_pending_on_drop",
+							 "Lets DROP EXTENSION edu_outbox discard events not yet delivered.",
+							 "Off: DROP EXTENSION (or DROP SCHEMA ... CASCADE of its schema) is refused while events are pending or dead-lettered.",
+							 &outbox_discard_pending_on_drop,
+							 false,
+							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("edu_outbox");

@@ -12,6 +12,7 @@ import traceback
 import uuid
 
 import psycopg2
+import psycopg2.extras
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PG_DIR = os.environ["PGDIR_EDU"]
@@ -35,9 +36,9 @@ def connect(autocommit=True, dbname=None):
             time.sleep(0.5)
 
 
-def sql(query, args=None, conn=None):
+def sql(query, args=None, conn=None, dbname=None):
     own = conn is None
-    conn = conn or connect()
+    conn = conn or connect(dbname=dbname)
     try:
         with conn.cursor() as cur:
             cur.execute(query, args)
@@ -120,13 +121,37 @@ def script(name, *args):
 
 
 def relay_pid():
-    rows = sql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'edu_outbox relay'")
+    """The relay worker of the test database (other databases may have their own)."""
+    rows = sql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'edu_outbox relay' "
+               "AND datname = current_database()")
     return rows[0][0] if rows else None
 
 
 def server_log():
     with open(os.path.join(PG_DIR, "server.log"), errors="replace") as f:
         return f.read()
+
+
+def set_and_reload(**settings):
+    """ALTER SYSTEM SET edu_outbox.NAME for each setting (None: RESET), then reload."""
+    for name, value in settings.items():
+        if value is None:
+            sql("ALTER SYSTEM RESET edu_outbox.%s" % name)
+        else:
+            sql("ALTER SYSTEM SET edu_outbox.%s = %%s" % name, (value,))
+    sql("SELECT pg_reload_conf()")
+    time.sleep(1.5)   # the worker applies SIGHUP between chunks
+
+
+def status():
+    """outbox_status() as a dict."""
+    conn = connect()
+    try:
+        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            cur.execute("SELECT * FROM outbox_status()")
+            return cur.fetchone()
+    finally:
+        conn.close()
 
 
 def undelivered_count():

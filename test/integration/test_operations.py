@@ -15,27 +15,8 @@ import psycopg2.extras
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (SCRIPTS, connect, consume, first_occurrences, new_topic,  # noqa: E402
-                     publish, relay_pid, run, server_log, sql, wait_for_records, wait_until)
-
-
-def set_and_reload(**settings):
-    for name, value in settings.items():
-        if value is None:
-            sql("ALTER SYSTEM RESET edu_outbox.%s" % name)
-        else:
-            sql("ALTER SYSTEM SET edu_outbox.%s = %%s" % name, (value,))
-    sql("SELECT pg_reload_conf()")
-    time.sleep(1.5)   # the worker applies SIGHUP between chunks
-
-
-def status():
-    conn = connect()
-    try:
-        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            cur.execute("SELECT * FROM outbox_status()")
-            return cur.fetchone()
-    finally:
-        conn.close()
+                     publish, relay_pid, run, server_log, set_and_reload, sql, status,
+                     wait_for_records, wait_until)
 
 
 def payloads(records):
