@@ -6,19 +6,24 @@ OBJS = \
 	src/shared_state.o \
 	src/publish.o \
 	src/capture_trigger.o \
+	src/capture_ddl.o \
 	src/batch.o \
 	src/cleanup.o \
 	src/relay_worker.o \
+	src/launcher.o \
+	src/drop_database.o \
 	src/status.o \
 	src/dead_letter.o \
 	src/relay_control.o \
+	src/drop_guard.o \
 	relay/topic.o \
 	relay/properties.o \
 	relay/headers.o \
 	relay/producer.o \
 	relay/delivery.o \
 	relay/errors.o \
-	relay/decide.o
+	relay/decide.o \
+	relay/limits.o
 
 EXTENSION = edu_outbox
 DATA = sql/edu_outbox--0.1.sql sql/edu_outbox--0.1--0.2.sql
@@ -28,7 +33,7 @@ SHLIB_LINK = -lrdkafka -ljansson
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror=implicit-function-declaration
 
 # pg_regress: sql/NAME.sql against expected/NAME.out, on the running test cluster.
-REGRESS = publish capture operations
+REGRESS = publish capture operations roles
 REGRESS_OPTS = --inputdir=. --load-extension=edu_outbox
 
 PG_CONFIG ?= pg_config

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
@@ -57,7 +58,7 @@ relay_headers_build(const char *headers_json, int64_t outbox_id,
 				return NULL;
 			}
 			/* outbox-id is the relay's: a user value would confuse de-duplication */
-			if (strcmp(name, "outbox-id") == 0)
+			if (strcasecmp(name, "outbox-id") == 0)
 				continue;
 			rd_kafka_header_add(hdrs, name, -1, json_string_value(value),
 								json_string_length(value));

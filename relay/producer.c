@@ -12,14 +12,27 @@
 
 #include "producer_internal.h"
 
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+
 /*
  * Defaults that users may override through the property list. A finite
  * message timeout lets the relay notice an outage and back off instead of
  * waiting blind; linger is kept short because the relay already hands over
- * whole chunks, and commit-to-Kafka latency matters more.
+ * whole chunks, and commit-to-Kafka latency matters more. message.max.bytes
+ * is the limit publish checks events against (limits.c).
+ *
+ * An event for a topic Kafka refuses (unknown with auto-creation off, or a
+ * name colliding with an existing one on '.'/'_') waits for
+ * topic.metadata.propagation.max.ms before it fails, and the relay waits for
+ * it, holding back every later event. librdkafka's 30 s made that 33 s;
+ * 5 s still leaves an auto-created topic (visible after about 1 s here) time
+ * to appear, where 1 s dead-lettered healthy new topics. See RELAY_REFUSED_TOPIC_WAIT_MS.
  */
 static const char *const default_properties[][2] = {
 	{"linger.ms", "1"},
+	{"message.max.bytes", STRINGIFY(RELAY_MESSAGE_MAX_BYTES_DEFAULT)},
+	{"topic.metadata.propagation.max.ms", STRINGIFY(RELAY_REFUSED_TOPIC_WAIT_MS)},
 	{"message.timeout.ms", "30000"},
 	{"socket.keepalive.enable", "true"},
 	{"log.connection.close", "false"},

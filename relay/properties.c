@@ -157,13 +157,30 @@ relay_properties_check(const char *list, char *errbuf, size_t errlen)
 	return !st.failed;
 }
 
+/* True if librdkafka knows a property of this name (an unknown one is never echoed). */
+static bool
+property_is_known(rd_kafka_conf_t *scratch, const char *name, const char *value)
+{
+	char		rderr[RELAY_ERRLEN];
+
+	return rd_kafka_conf_set(scratch, name, value, rderr, sizeof(rderr)) != RD_KAFKA_CONF_UNKNOWN;
+}
+
+/*
+ * Lines may be of any length (a password or a PEM key can be long): a fixed
+ * buffer would split one and hand its tail on as a line of its own, whose
+ * "name" is then part of a secret.
+ */
 bool
 relay_properties_read_file(const char *path, relay_property_fn fn, void *arg,
 						   char *errbuf, size_t errlen)
 {
 	FILE	   *f;
-	char		line[8192];
+	char	   *line = NULL;
+	size_t		cap = 0;
 	int			lineno = 0;
+	bool		ok = true;
+	rd_kafka_conf_t *scratch;
 
 	if (path == NULL || path[0] == '\0')
 		return true;
@@ -173,11 +190,13 @@ relay_properties_read_file(const char *path, relay_property_fn fn, void *arg,
 		snprintf(errbuf, errlen, "could not open secrets file \"%s\": %s", path, strerror(errno));
 		return false;
 	}
-	while (fgets(line, sizeof(line), f))
+	scratch = rd_kafka_conf_new();
+	while (getline(&line, &cap, f) >= 0)
 	{
 		char	   *item,
 				   *eq,
-				   *key;
+				   *key,
+				   *value;
 
 		lineno++;
 		item = trim(line);
@@ -188,13 +207,32 @@ relay_properties_read_file(const char *path, relay_property_fn fn, void *arg,
 		{
 			snprintf(errbuf, errlen, "line %d of secrets file \"%s\" is not of the form name=value",
 					 lineno, path);
-			fclose(f);
-			return false;
+			ok = false;
+			break;
 		}
 		*eq = '\0';
 		key = trim(item);
-		fn(key, trim(eq + 1), arg);
+		value = trim(eq + 1);
+		if (!property_is_known(scratch, key, value))
+		{
+			snprintf(errbuf, errlen,
+					 "line %d of secrets file \"%s\" names a property librdkafka does not know (the name is not shown, as it may be part of a secret)",
+					 lineno, path);
+			ok = false;
+			break;
+		}
+		fn(key, value, arg);
 	}
+	if (ok && ferror(f))
+	{
+		snprintf(errbuf, errlen, "could not read secrets file \"%s\": %s", path, strerror(errno));
+		ok = false;
+	}
+	/* the buffer held secrets: wipe it before it goes back to malloc */
+	if (line)
+		memset(line, 0, cap);
+	free(line);
+	rd_kafka_conf_destroy(scratch);
 	fclose(f);
-	return true;
+	return ok;
 }

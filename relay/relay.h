@@ -37,12 +37,34 @@ extern bool relay_properties_check(const char *list, char *errbuf, size_t errlen
 /* True for properties that carry credentials: only allowed in the secrets file. */
 extern bool relay_property_is_secret(const char *name);
 /*
- * Reads a secrets file: one name=value per line ('#' starts a comment; the
- * value is the rest of the line, so it may hold ';'). Calls fn per pair.
- * Errors name the file and line, never a value.
+ * Reads a secrets file: one name=value per line, of any length ('#' starts a
+ * comment; the value is the rest of the line, so it may hold ';'). Calls fn
+ * per pair. Errors name the file and line, never a value, nor a name
+ * librdkafka does not know (it may be a misplaced part of a secret).
  */
 extern bool relay_properties_read_file(const char *path, relay_property_fn fn,
 									   void *arg, char *errbuf, size_t errlen);
+
+/* ---- limits.c: the largest record the producer may send ---- */
+/*
+ * message.max.bytes of the relay's producer unless the property list sets
+ * it: 1 MiB, so that a payload of edu_outbox.max_payload_size (1000000) plus
+ * a key and headers at their default limits fits, while the record batch
+ * stays under a default broker's and topic's limit (1048588 bytes).
+ */
+#define RELAY_MESSAGE_MAX_BYTES_DEFAULT 1048576
+/* Upper bounds of Kafka's v2 framing: record batch header, one record, one header. */
+#define RELAY_BATCH_OVERHEAD 61
+#define RELAY_RECORD_OVERHEAD 36
+#define RELAY_HEADER_OVERHEAD 10
+/* message.max.bytes as the producer will use it with this property list. */
+extern int	relay_message_max_bytes(const char *properties);
+/*
+ * Upper bound of the bytes one record takes in a batch of its own: value,
+ * key, the given headers (names plus values) and outbox-id, and framing.
+ */
+extern size_t relay_record_max_size(size_t key_len, size_t value_len,
+									size_t header_bytes, size_t nheaders);
 
 /* ---- headers.c: user headers (a JSON object of strings) ---- */
 struct rd_kafka_headers_s;
@@ -108,6 +130,13 @@ typedef struct RelayChunk
 } RelayChunk;
 
 typedef struct RelayProducer RelayProducer;
+
+/*
+ * The producer's default topic.metadata.propagation.max.ms: how long an event
+ * for a topic the broker does not know waits before it fails (and so, since
+ * the relay settles a chunk before the next, how long it holds back others).
+ */
+#define RELAY_REFUSED_TOPIC_WAIT_MS 5000
 
 /* Connection state seen through librdkafka's error and stats callbacks. */
 typedef struct RelayHealth

@@ -1,6 +1,11 @@
 -- outbox_publish(): the SQL surface, transactional behaviour and every
 -- bad-input error. The extension is created by pg_regress --load-extension.
 
+-- Ids start above the clock in microseconds (so a reinstall never goes
+-- back); this file restarts them at 1 to keep its output stable.
+SELECT last_value > 1700000000000000 AS ids_above_clock FROM edu_outbox.outbox_id_seq;
+SELECT setval('edu_outbox.outbox_id_seq', 1, false) IS NOT NULL AS restarted;
+
 -- Resolves unqualified with the default search_path; returns the event id.
 SHOW search_path;
 SELECT outbox_publish('user-events', '{"type":"user_registered","userId":42}', '42') AS id;
@@ -78,6 +83,74 @@ SELECT outbox_publish('sized', '{"k": "012345678901"}');
 SELECT outbox_publish('sized', '{"k"   :   "01234567890"   }') > 0 AS whitespace_not_counted;
 RESET edu_outbox.max_payload_size;
 
+-- Every part of an event has a limit (SQLSTATE 54000), tested at the limit
+-- and one over; the defaults fit together under the producer's
+-- message.max.bytes, so an event at all default limits is accepted.
+SHOW edu_outbox.max_key_size;
+SHOW edu_outbox.max_headers_size;
+SHOW edu_outbox.max_headers_count;
+SELECT outbox_publish('limits', '{}', repeat('k', 8192)) > 0 AS key_8192_bytes_ok;
+SELECT outbox_publish('limits', '{}', repeat('k', 8193));
+-- bytes, not characters
+SELECT outbox_publish('limits', '{}', repeat('é', 4097));
+-- 64 headers whose names and values total 32768 bytes: at both limits.
+CREATE TEMP TABLE hdr AS
+  SELECT jsonb_object_agg(format('h%s', lpad(g::text, 2, '0')), repeat('v', 509)) AS at_limit
+  FROM generate_series(0, 63) g;
+SELECT outbox_publish('limits', '{}', 'k', at_limit) > 0 AS headers_64_and_32768_bytes_ok FROM hdr;
+SELECT outbox_publish('limits', '{}', 'k', at_limit || jsonb_build_object('h63', repeat('v', 510))) FROM hdr;
+SELECT outbox_publish('limits', '{}', 'k', at_limit || '{"h64": ""}') FROM hdr;
+SELECT outbox_publish('limits', '{}', 'k', jsonb_object_agg(g::text, ''))
+FROM generate_series(1, 100000) g;
+-- The same limits apply to the outbox_events view.
+INSERT INTO outbox_events (topic, payload, key) VALUES ('limits', '{}', repeat('k', 8193));
+-- A payload, key and headers each at its default limit make one event that
+-- the producer (message.max.bytes 1048576) and a default broker accept.
+SELECT outbox_publish('limits', to_jsonb(repeat('p', 999998)), repeat('k', 8192), at_limit) > 0
+       AS all_default_limits_ok FROM hdr;
+SELECT octet_length(payload::text) AS payload_bytes, octet_length(key) AS key_bytes
+FROM edu_outbox.outbox WHERE topic = 'limits' ORDER BY id DESC LIMIT 1;
+-- Raising a part's limit past what the producer can send does not help: the
+-- whole record (value + key + headers + outbox-id + 136 bytes of framing at
+-- most) must fit message.max.bytes from edu_outbox.kafka_properties.
+SET edu_outbox.max_payload_size = 2000000;
+SELECT outbox_publish('limits', to_jsonb(repeat('p', 1048438))) > 0 AS record_at_producer_limit_ok;
+SELECT outbox_publish('limits', to_jsonb(repeat('p', 1048439)));
+ALTER SYSTEM SET edu_outbox.kafka_properties = 'message.max.bytes=2000000';
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.2);
+SELECT outbox_publish('limits', to_jsonb(repeat('p', 1048439))) > 0 AS raised_producer_limit_ok;
+ALTER SYSTEM RESET edu_outbox.kafka_properties;
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.2);
+SELECT outbox_publish('limits', to_jsonb(repeat('p', 1048439)));
+-- Each size error is program_limit_exceeded.
+\set VERBOSITY sqlstate
+SELECT outbox_publish('limits', to_jsonb(repeat('p', 1048439)));
+SELECT outbox_publish('limits', '{}', repeat('k', 8193));
+SELECT outbox_publish('limits', '{}', 'k', at_limit || jsonb_build_object('h63', repeat('v', 510))) FROM hdr;
+SELECT outbox_publish('limits', '{}', 'k', at_limit || '{"h64": ""}') FROM hdr;
+SET edu_outbox.max_payload_size = 20;
+SELECT outbox_publish('limits', '{"k": "012345678901"}');
+\set VERBOSITY default
+RESET edu_outbox.max_payload_size;
+DELETE FROM edu_outbox.outbox WHERE topic = 'limits';
+
+-- The "outbox-" header namespace belongs to the extension, in any letter case.
+SELECT outbox_publish('t', '{}', 'k', '{"Outbox-ID": "7"}');
+SELECT outbox_publish('t', '{}', 'k', '{"OUTBOX-retry-of": "7"}');
+SELECT outbox_publish('t', '{}', 'k', '{"outbox-replay-of": "7"}');
+SELECT outbox_publish('t', '{}', 'k', '{"Outbox-Anything": "7"}');
+INSERT INTO outbox_events (topic, payload, headers) VALUES ('t', '{}', '{"outbox-Retry-Of": "7"}');
+SELECT outbox_publish('t', '{}', 'k', '{"x-outbox-id": "7", "outboxid": "8"}') > 0 AS other_names_ok;
+-- The extension's own path for retry and replay keeps its headers, but
+-- outbox-id stays the relay's even there.
+SELECT edu_outbox.republish_event('t', '{}', 'k', '{"outbox-retry-of": "7", "outbox-replay-of": "6"}') AS rid \gset
+SELECT headers FROM edu_outbox.outbox WHERE id = :rid;
+SELECT edu_outbox.republish_event('t', '{}', 'k', '{"OUTBOX-ID": "7"}');
+SELECT has_function_privilege('public', 'edu_outbox.republish_event(text, jsonb, text, jsonb)', 'EXECUTE')
+       AS public_can_republish;
+
 -- Unicode beyond the BMP and JSON escapes are kept exactly; deep nesting is fine.
 SELECT outbox_publish('unicode', '{"e": "🎓 𝄞 \u00e9 \"q\" \\ \t end"}') AS uid \gset
 SELECT payload::text, octet_length(payload::text) AS bytes FROM edu_outbox.outbox WHERE id = :uid;
@@ -97,6 +170,10 @@ SELECT count(*) FROM edu_outbox.outbox;
 SELECT * FROM edu_outbox.relay_state;
 INSERT INTO edu_outbox.outbox (topic, payload) VALUES ('sneaky', '{}');
 SET edu_outbox.max_payload_size = 100000000;
+SET edu_outbox.max_key_size = 100000;
+SET edu_outbox.max_headers_size = 100000;
+SET edu_outbox.max_headers_count = 1000;
+SELECT edu_outbox.republish_event('t', '{}', 'k', '{"outbox-retry-of": "7"}');
 SHOW edu_outbox.kafka_properties;
 RESET ROLE;
 DROP ROLE outbox_app_role;

@@ -4,7 +4,8 @@
  * same transaction as the write.
  *
  * Trigger arguments: the topic, then options as name=value strings
- * (column lists are comma-separated, names exactly as in the catalog):
+ * (column lists are comma-separated, names exactly as in the catalog or in
+ * double quotes, see next_column_name):
  *   key=col[,col]        Kafka key columns (default: the primary key)
  *   exclude=col[,col]    columns never sent (e.g. passwordHash)
  *   include=col[,col]    send only these columns
@@ -19,6 +20,9 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "fmgr.h"
@@ -35,7 +39,9 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/varlena.h"
 
+#include "capture_trigger.h"
 #include "publish.h"
 
 PG_FUNCTION_INFO_V1(outbox_capture);
@@ -71,6 +77,7 @@ typedef struct CaptureCacheEntry
 {
 	Oid			tgoid;			/* hash key */
 	Oid			relid;
+	Oid			rootid;			/* the captured table (see captured_table) */
 	bool		valid;
 	MemoryContext cxt;
 	CaptureOptions opts;
@@ -88,22 +95,81 @@ invalidate_capture_cache(Datum arg, Oid relid)
 		return;
 	hash_seq_init(&status, capture_cache);
 	while ((entry = hash_seq_search(&status)) != NULL)
-		if (relid == InvalidOid || entry->relid == relid)
+		if (relid == InvalidOid || entry->relid == relid || entry->rootid == relid)
 			entry->valid = false;
 }
 
-/* Splits "a,b,c" into column numbers of rel; unknown names are an error. */
-static int
-parse_columns(Relation rel, const char *option, const char *list, AttrNumber **attnums)
+/*
+ * Next column name of a list, or NULL at its end; *pos advances past it.
+ * A name is either written as is (up to the next comma, case kept) or in
+ * double quotes with "" for a quote inside, so that any identifier - "a,b",
+ * " x", "say ""hi""" - round-trips; outbox_capture_table() quotes them all.
+ */
+static char *
+next_column_name(const char *option, const char **pos)
 {
-	char	   *copy = pstrdup(list);
-	char	   *tok,
-			   *save = NULL;
-	int			n = 0;
+	const char *p = *pos;
+	StringInfoData name;
+
+	if (*p == '\0')
+		return NULL;
+	initStringInfo(&name);
+	if (*p == '"')
+	{
+		for (p++;; p++)
+		{
+			if (*p == '\0')
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("unterminated quoted column name in option \"%s\" of outbox_capture()", option)));
+			if (*p == '"')
+			{
+				if (p[1] != '"')
+					break;
+				p++;
+			}
+			appendStringInfoChar(&name, *p);
+		}
+		p++;
+		if (*p != ',' && *p != '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid column list in option \"%s\" of outbox_capture()", option),
+					 errdetail("A quoted column name must be followed by a comma or the end of the list.")));
+	}
+	else
+		for (; *p != ',' && *p != '\0'; p++)
+			appendStringInfoChar(&name, *p);
+	if (name.len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("empty column name in option \"%s\" of outbox_capture()", option)));
+	if (*p == ',')
+	{
+		p++;
+		if (*p == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("empty column name in option \"%s\" of outbox_capture()", option)));
+	}
+	*pos = p;
+	return name.data;
+}
+
+/*
+ * Appends the columns of a list (see next_column_name) to *attnums (n so
+ * far, returns the new count); unknown names are an error. A list option
+ * given several times thus names the columns of all its occurrences.
+ */
+static int
+parse_columns(Relation rel, const char *option, const char *list, AttrNumber **attnums, int n)
+{
+	const char *pos = list;
+	char	   *tok;
+	int			first = n;
 	TupleDesc	desc = RelationGetDescr(rel);
 
-	*attnums = palloc(sizeof(AttrNumber) * (desc->natts + 1));
-	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+	while ((tok = next_column_name(option, &pos)) != NULL)
 	{
 		AttrNumber	attnum = InvalidAttrNumber;
 
@@ -120,11 +186,12 @@ parse_columns(Relation rel, const char *option, const char *list, AttrNumber **a
 					 errmsg("column \"%s\" of relation \"%s\" does not exist",
 							tok, RelationGetRelationName(rel)),
 					 errdetail("Option \"%s\" of outbox_capture() names it.", option),
-					 errhint("Column names are matched exactly, including case, and separated by commas.")));
-		if (n < desc->natts)
-			(*attnums)[n++] = attnum;
+					 errhint("Column names are matched exactly, including case; write a name that holds a comma or starts with a double quote in double quotes.")));
+		*attnums = *attnums ? repalloc(*attnums, sizeof(AttrNumber) * (n + 1))
+			: palloc(sizeof(AttrNumber) * (n + 1));
+		(*attnums)[n++] = attnum;
 	}
-	if (n == 0)
+	if (n == first)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"%s\" of outbox_capture() names no column", option)));
@@ -143,16 +210,21 @@ parse_bool_option(const char *option, const char *value)
 	return result;
 }
 
+/* Adds the operations of "insert,update" to ops. */
 static void
 parse_ops(const char *value, bool *ops)
 {
-	char	   *copy = pstrdup(value);
-	char	   *tok,
-			   *save = NULL;
+	List	   *names = NIL;
+	ListCell   *lc;
 
-	memset(ops, 0, sizeof(bool) * NUM_OPS);
-	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+	if (!SplitIdentifierString(pstrdup(value), ',', &names) || names == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid list of operations \"%s\" in option \"ops\" of outbox_capture()", value),
+				 errhint("Use a comma-separated list of insert, update and delete.")));
+	foreach(lc, names)
 	{
+		const char *tok = lfirst(lc);
 		int			i;
 
 		for (i = 0; i < NUM_OPS; i++)
@@ -207,12 +279,52 @@ event_type_headers(const char *table, const char *op)
 }
 
 /*
+ * The table a capture was defined on. A trigger on a partitioned table is
+ * cloned to each partition and fires there; the event names the table the
+ * application wrote to, so follow the clone's parents up to the root.
+ */
+static Oid
+captured_table(Trigger *trigger, Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+	Oid			tgoid = trigger->tgoid;
+	Relation	tgrel;
+
+	if (!trigger->tgisclone)
+		return relid;
+	tgrel = table_open(TriggerRelationId, AccessShareLock);
+	while (OidIsValid(tgoid))
+	{
+		ScanKeyData key;
+		SysScanDesc scan;
+		HeapTuple	tup;
+
+		ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber, F_OIDEQ,
+					ObjectIdGetDatum(tgoid));
+		scan = systable_beginscan(tgrel, TriggerOidIndexId, true, NULL, 1, &key);
+		tup = systable_getnext(scan);
+		if (HeapTupleIsValid(tup))
+		{
+			relid = ((Form_pg_trigger) GETSTRUCT(tup))->tgrelid;
+			tgoid = ((Form_pg_trigger) GETSTRUCT(tup))->tgparentid;
+		}
+		else
+			tgoid = InvalidOid;
+		systable_endscan(scan);
+	}
+	table_close(tgrel, AccessShareLock);
+	return relid;
+}
+
+/*
  * Parses trigger arguments against rel into opts (allocated in the current
  * memory context). Every problem is reported here, so outbox_capture_check()
- * can reject a bad definition before the trigger is created.
+ * can reject a bad definition before the trigger is created. rootid is the
+ * captured table, whose name the events carry; rel is the table the trigger
+ * fires on (rootid itself or one of its partitions).
  */
 static void
-parse_capture_options(Relation rel, int nargs, char **args, CaptureOptions *opts)
+parse_capture_options(Relation rel, Oid rootid, int nargs, char **args, CaptureOptions *opts)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	AttrNumber *exclude = NULL,
@@ -220,6 +332,9 @@ parse_capture_options(Relation rel, int nargs, char **args, CaptureOptions *opts
 	int			nexclude = 0,
 				ninclude = 0;
 	bool	   *sent;
+	bool		key_given = false;
+	bool		ops_given = false;
+	bool		skip_unchanged_given = false;
 	text	   *topic;
 
 	memset(opts, 0, sizeof(*opts));
@@ -249,15 +364,33 @@ parse_capture_options(Relation rel, int nargs, char **args, CaptureOptions *opts
 		name = pnstrdup(args[i], eq - args[i]);
 		value = eq + 1;
 		if (strcmp(name, "key") == 0)
-			opts->nkeys = parse_columns(rel, name, value, &opts->key_attnums);
+		{
+			/* an empty list asks for records without a key */
+			key_given = true;
+			if (value[0] != '\0')
+				opts->nkeys = parse_columns(rel, name, value, &opts->key_attnums, opts->nkeys);
+		}
 		else if (strcmp(name, "exclude") == 0)
-			nexclude = parse_columns(rel, name, value, &exclude);
+			nexclude = parse_columns(rel, name, value, &exclude, nexclude);
 		else if (strcmp(name, "include") == 0)
-			ninclude = parse_columns(rel, name, value, &include);
+			ninclude = parse_columns(rel, name, value, &include, ninclude);
 		else if (strcmp(name, "ops") == 0)
+		{
+			if (!ops_given)
+				memset(opts->ops, 0, sizeof(opts->ops));
+			ops_given = true;
 			parse_ops(value, opts->ops);
+		}
 		else if (strcmp(name, "skip_unchanged") == 0)
+		{
+			/* two values cannot be merged: refuse rather than keep one */
+			if (skip_unchanged_given)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"%s\" of outbox_capture() is given more than once", name)));
+			skip_unchanged_given = true;
 			opts->skip_unchanged = parse_bool_option(name, value);
+		}
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -269,19 +402,6 @@ parse_capture_options(Relation rel, int nargs, char **args, CaptureOptions *opts
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("outbox_capture() options \"include\" and \"exclude\" cannot be combined")));
 
-	if (opts->nkeys == 0)
-		opts->nkeys = primary_key_columns(rel, &opts->key_attnums);
-	opts->key_out = palloc(sizeof(FmgrInfo) * Max(opts->nkeys, 1));
-	for (int i = 0; i < opts->nkeys; i++)
-	{
-		Oid			typoutput;
-		bool		varlena;
-
-		getTypeOutputInfo(TupleDescAttr(desc, opts->key_attnums[i] - 1)->atttypid,
-						  &typoutput, &varlena);
-		fmgr_info(typoutput, &opts->key_out[i]);
-	}
-
 	/* Sent columns: all live ones, minus exclude, or only include. */
 	sent = palloc0(sizeof(bool) * (desc->natts + 1));
 	for (int i = 0; i < desc->natts; i++)
@@ -290,6 +410,40 @@ parse_capture_options(Relation rel, int nargs, char **args, CaptureOptions *opts
 		sent[exclude[i]] = false;
 	for (int i = 0; i < ninclude; i++)
 		sent[include[i]] = true;
+
+	/*
+	 * The key is part of the record: a column that is not sent must not
+	 * reach Kafka through it either, whether it was named in key= or is part
+	 * of the primary key used by default.
+	 */
+	if (!key_given)
+		opts->nkeys = primary_key_columns(rel, &opts->key_attnums);
+	for (int i = 0; i < opts->nkeys; i++)
+		for (int j = 0; j < i; j++)
+			if (opts->key_attnums[i] == opts->key_attnums[j])
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("column \"%s\" appears more than once in option \"key\" of outbox_capture()",
+								NameStr(TupleDescAttr(desc, opts->key_attnums[i] - 1)->attname))));
+	opts->key_out = palloc(sizeof(FmgrInfo) * Max(opts->nkeys, 1));
+	for (int i = 0; i < opts->nkeys; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, opts->key_attnums[i] - 1);
+		Oid			typoutput;
+		bool		varlena;
+
+		if (!sent[opts->key_attnums[i]])
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("key column \"%s\" of relation \"%s\" is not sent",
+							NameStr(att->attname), RelationGetRelationName(rel)),
+					 key_given ?
+					 errdetail("Option \"key\" of outbox_capture() names a column that options \"exclude\" or \"include\" keep out of the event.") :
+					 errdetail("The Kafka key defaults to the primary key, and options \"exclude\" or \"include\" keep this primary key column out of the event."),
+					 errhint("Name key columns that are sent with option \"key\", or pass an empty key list (key=) for records without a key.")));
+		getTypeOutputInfo(att->atttypid, &typoutput, &varlena);
+		fmgr_info(typoutput, &opts->key_out[i]);
+	}
 
 	opts->col_attnums = palloc(sizeof(AttrNumber) * Max(desc->natts, 1));
 	for (int i = 1; i <= desc->natts; i++)
@@ -305,8 +459,8 @@ parse_capture_options(Relation rel, int nargs, char **args, CaptureOptions *opts
 	}
 	opts->row_desc = BlessTupleDesc(opts->row_desc);
 
-	opts->schema = get_namespace_name(RelationGetNamespace(rel));
-	opts->table = pstrdup(RelationGetRelationName(rel));
+	opts->schema = get_namespace_name(get_rel_namespace(rootid));
+	opts->table = get_rel_name(rootid);
 	for (int i = 0; i < NUM_OPS; i++)
 		opts->headers[i] = event_type_headers(opts->table, op_names[i]);
 
@@ -342,14 +496,16 @@ capture_options_for(Trigger *trigger, Relation rel)
 		entry->cxt = NULL;
 	entry->valid = false;
 	entry->relid = RelationGetRelid(rel);
+	entry->rootid = InvalidOid;
 	if (entry->cxt == NULL)
 		entry->cxt = AllocSetContextCreate(CacheMemoryContext, "edu_outbox capture options",
 										   ALLOCSET_SMALL_SIZES);
 	else
 		MemoryContextReset(entry->cxt);
 
+	entry->rootid = captured_table(trigger, rel);
 	old = MemoryContextSwitchTo(entry->cxt);
-	parse_capture_options(rel, trigger->tgnargs, trigger->tgargs, &entry->opts);
+	parse_capture_options(rel, entry->rootid, trigger->tgnargs, trigger->tgargs, &entry->opts);
 	MemoryContextSwitchTo(old);
 	entry->valid = true;
 	return &entry->opts;
@@ -554,6 +710,52 @@ outbox_capture(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
+/* The column names of a list option, as next_column_name reads them. */
+List *
+capture_split_columns(const char *option, const char *list)
+{
+	List	   *names = NIL;
+	const char *pos = list;
+	char	   *name;
+
+	while ((name = next_column_name(option, &pos)) != NULL)
+		names = lappend(names, name);
+	return names;
+}
+
+/* A list option's value that capture_split_columns reads back as names. */
+char *
+capture_join_columns(List *names)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, names)
+	{
+		if (buf.len > 0)
+			appendStringInfoChar(&buf, ',');
+		appendStringInfoChar(&buf, '"');
+		for (const char *c = lfirst(lc); *c; c++)
+		{
+			if (*c == '"')
+				appendStringInfoChar(&buf, '"');
+			appendStringInfoChar(&buf, *c);
+		}
+		appendStringInfoChar(&buf, '"');
+	}
+	return buf.data;
+}
+
+/* Raises the error the trigger would raise when it fires on rel, if any. */
+void
+capture_check_trigger(Relation rel, Trigger *trigger)
+{
+	CaptureOptions opts;
+
+	parse_capture_options(rel, RelationGetRelid(rel), trigger->tgnargs, trigger->tgargs, &opts);
+}
+
 /* outbox_capture_check(tbl, topic, options): reports what the trigger would reject. */
 Datum
 outbox_capture_check(PG_FUNCTION_ARGS)
@@ -590,7 +792,7 @@ outbox_capture_check(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a table", RelationGetRelationName(rel)),
 				 errdetail("outbox_capture() captures writes to tables only.")));
-	parse_capture_options(rel, nelems + 1, args, &opts);
+	parse_capture_options(rel, relid, nelems + 1, args, &opts);
 	relation_close(rel, AccessShareLock);
 	PG_RETURN_VOID();
 }

@@ -1,16 +1,18 @@
 /*
  * edu_outbox.c: module entry point.
  *
- * Settings are defined whenever the library is loaded; shared memory and
- * the relay worker only when it is loaded through shared_preload_libraries.
- * Nothing includes a header of this file: it sits on top of the others.
+ * Settings are defined whenever the library is loaded; shared memory, the
+ * launcher and its relay workers only when it is loaded through
+ * shared_preload_libraries. Nothing includes a header of this file: it sits
+ * on top of the others.
  */
 #include "postgres.h"
 
 #include "fmgr.h"
 #include "miscadmin.h"
 
-#include "relay_worker.h"
+#include "drop_database.h"
+#include "launcher.h"
 #include "settings.h"
 #include "shared_state.h"
 
@@ -27,5 +29,6 @@ _PG_init(void)
 		return;
 
 	outbox_shmem_init_hooks();
-	outbox_register_worker();
+	outbox_register_launcher();
+	outbox_drop_database_init();
 }

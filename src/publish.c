@@ -30,6 +30,7 @@
 
 PG_FUNCTION_INFO_V1(outbox_publish);
 PG_FUNCTION_INFO_V1(outbox_publish_event);
+PG_FUNCTION_INFO_V1(outbox_republish_event);
 
 
 void
@@ -45,26 +46,121 @@ outbox_check_topic(text *topic)
 				 errdetail_internal("%s", problem)));
 }
 
-static void
+#define SEE_README "See \"Raising the size limits\" in the edu_outbox README."
+
+/* Returns the payload's size as sent: its JSON text, as the relay reads it. */
+static size_t
 check_payload_size(Jsonb *payload)
 {
 	StringInfoData buf;
+	size_t		len;
 
 	initStringInfo(&buf);
 	(void) JsonbToCString(&buf, &payload->root, VARSIZE(payload));
-	if (buf.len > outbox_max_payload_size)
+	len = buf.len;
+	pfree(buf.data);
+	if (len > (size_t) outbox_max_payload_size)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("outbox payload is too large"),
-				 errdetail("The payload's JSON text has %d bytes, more than the limit of %d bytes.",
-						   buf.len, outbox_max_payload_size),
+				 errdetail("The payload's JSON text has %zu bytes, more than the limit of %d bytes.",
+						   len, outbox_max_payload_size),
 				 errhint("Send a reference to large data instead, or raise \"%s\" (and the broker's message size limits).",
 						 "edu_outbox.max_payload_size")));
-	pfree(buf.data);
+	return len;
 }
 
+static size_t
+check_key_size(text *key)
+{
+	size_t		len = VARSIZE_ANY_EXHDR(key);
+
+	if (len > (size_t) outbox_max_key_size)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("outbox key is too large"),
+				 errdetail("The key has %zu bytes, more than the limit of %d bytes.",
+						   len, outbox_max_key_size),
+				 errhint("Use a shorter key (a hash of a long one keeps events of one entity together), or raise \"%s\". " SEE_README,
+						 "edu_outbox.max_key_size")));
+	return len;
+}
+
+/*
+ * Counts the headers and the bytes of their names and values (what Kafka
+ * stores besides framing) and checks both limits. The object's shape was
+ * checked before (check_headers) or built by the extension itself.
+ */
+static size_t
+check_headers_size(Jsonb *headers, size_t *nheaders)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	size_t		bytes = 0;
+	size_t		count = 0;
+
+	it = JsonbIteratorInit(&headers->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+			count++;
+		if ((tok == WJB_KEY || tok == WJB_VALUE) && v.type == jbvString)
+			bytes += v.val.string.len;
+	}
+	if (count > (size_t) outbox_max_headers_count)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("outbox event has too many headers"),
+				 errdetail("The event has %zu headers, more than the limit of %d.",
+						   count, outbox_max_headers_count),
+				 errhint("Put structured data in the payload, or raise \"%s\". " SEE_README,
+						 "edu_outbox.max_headers_count")));
+	if (bytes > (size_t) outbox_max_headers_size)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("outbox headers are too large"),
+				 errdetail("The header names and values have %zu bytes, more than the limit of %d bytes.",
+						   bytes, outbox_max_headers_size),
+				 errhint("Put large data in the payload, or raise \"%s\". " SEE_README,
+						 "edu_outbox.max_headers_size")));
+	*nheaders = count;
+	return bytes;
+}
+
+/*
+ * The whole record must fit the producer's message.max.bytes, or librdkafka
+ * refuses it at send time and it becomes a dead letter. With the default
+ * limits it always fits; this catches limits raised past the producer's.
+ */
 static void
-check_headers(Jsonb *headers)
+check_record_size(size_t payload_len, size_t key_len, size_t header_bytes,
+				  size_t nheaders)
+{
+	size_t		size = relay_record_max_size(key_len, payload_len,
+											 header_bytes, nheaders);
+
+	if (size > (size_t) outbox_message_max_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("outbox event is too large for the Kafka producer"),
+				 errdetail("The Kafka record would take up to %zu bytes (payload %zu, key %zu, headers %zu, framing and outbox-id %zu), more than the producer's message.max.bytes of %d.",
+						   size, payload_len, key_len, header_bytes,
+						   size - payload_len - key_len - header_bytes,
+						   outbox_message_max_bytes),
+				 errhint("Send a smaller event, or raise message.max.bytes in \"%s\" together with the broker's message.max.bytes and the topic's max.message.bytes. " SEE_README,
+						 "edu_outbox.kafka_properties")));
+}
+
+/*
+ * Header names starting with "outbox-" belong to the extension (outbox-id on
+ * every record, outbox-retry-of and outbox-replay-of on events it publishes
+ * again). Kafka header names are case-sensitive but consumers often are not,
+ * so the whole prefix is reserved in any case. reserved_ok is the
+ * extension's own path (republish_event); outbox-id stays the relay's even there.
+ */
+static void
+check_headers(Jsonb *headers, bool reserved_ok)
 {
 	JsonbIterator *it;
 	JsonbValue	v;
@@ -84,11 +180,13 @@ check_headers(Jsonb *headers)
 		if (tok == WJB_KEY)
 		{
 			last_key = pnstrdup(v.val.string.val, v.val.string.len);
-			if (strcmp(last_key, "outbox-id") == 0)
+			if (pg_strcasecmp(last_key, "outbox-id") == 0 ||
+				(!reserved_ok && pg_strncasecmp(last_key, "outbox-", 7) == 0))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("outbox header name \"outbox-id\" is reserved"),
-						 errdetail("The relay sets outbox-id to the event's id on every record.")));
+						 errmsg("outbox header name \"%s\" is reserved", last_key),
+						 errdetail("Header names starting with \"outbox-\", in any letter case, are set by edu_outbox itself: outbox-id on every record, outbox-retry-of and outbox-replay-of on events it publishes again."),
+						 errhint("Choose another name for the header.")));
 		}
 		else if (tok == WJB_VALUE && v.type != jbvString)
 			ereport(ERROR,
@@ -148,8 +246,8 @@ outbox_owner(Oid *seqid)
 }
 
 /*
- * Checks the payload size and inserts one outbox row; the topic and headers
- * must already be valid. Shared by outbox_publish, the capture trigger and
+ * Checks the sizes of every part of the event and of the whole record, then
+ * inserts one outbox row; the topic and headers' shape must already be valid. Shared by outbox_publish, the capture trigger and
  * the outbox_events view. The insert runs as the outbox's owner (like a
  * SECURITY DEFINER function, without the per-call cost of one), so callers
  * need no rights on the private schema.
@@ -167,8 +265,17 @@ outbox_write_event(Datum topic, Datum payload, Datum key, bool key_isnull,
 	Oid			owner;
 	Oid			save_userid;
 	int			save_sec_context;
+	size_t		payload_len;
+	size_t		key_len = 0;
+	size_t		header_bytes = 0;
+	size_t		nheaders = 0;
 
-	check_payload_size(DatumGetJsonbP(payload));
+	payload_len = check_payload_size(DatumGetJsonbP(payload));
+	if (!key_isnull)
+		key_len = check_key_size(DatumGetTextPP(key));
+	if (!headers_isnull)
+		header_bytes = check_headers_size(DatumGetJsonbP(headers), &nheaders);
+	check_record_size(payload_len, key_len, header_bytes, nheaders);
 	owner = outbox_owner(&seqid);
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
@@ -202,7 +309,7 @@ outbox_write_event(Datum topic, Datum payload, Datum key, bool key_isnull,
 
 /* Validates the arguments shared by outbox_publish and publish_event. */
 static void
-check_publish_args(FunctionCallInfo fcinfo)
+check_publish_args(FunctionCallInfo fcinfo, bool reserved_ok)
 {
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -215,13 +322,13 @@ check_publish_args(FunctionCallInfo fcinfo)
 				 errhint("Use the JSON value 'null'::jsonb for an event without a body.")));
 	outbox_check_topic(PG_GETARG_TEXT_PP(0));
 	if (!PG_ARGISNULL(3))
-		check_headers(PG_GETARG_JSONB_P(3));
+		check_headers(PG_GETARG_JSONB_P(3), reserved_ok);
 }
 
 Datum
 outbox_publish(PG_FUNCTION_ARGS)
 {
-	check_publish_args(fcinfo);
+	check_publish_args(fcinfo, false);
 	PG_RETURN_INT64(outbox_write_event(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
 									   PG_GETARG_DATUM(2), PG_ARGISNULL(2),
 									   PG_GETARG_DATUM(3), PG_ARGISNULL(3), NULL));
@@ -238,11 +345,25 @@ outbox_publish_event(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "publish_event must return a composite type");
-	check_publish_args(fcinfo);
+	check_publish_args(fcinfo, false);
 	values[0] = Int64GetDatum(outbox_write_event(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
 												 PG_GETARG_DATUM(2), PG_ARGISNULL(2),
 												 PG_GETARG_DATUM(3), PG_ARGISNULL(3),
 												 &created_at));
 	values[1] = TimestampTzGetDatum(created_at);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+/*
+ * republish_event: the extension's own path for publishing an event again
+ * (dead-letter retry, replay), which may carry the reserved outbox-retry-of
+ * and outbox-replay-of headers. Not executable by PUBLIC.
+ */
+Datum
+outbox_republish_event(PG_FUNCTION_ARGS)
+{
+	check_publish_args(fcinfo, true);
+	PG_RETURN_INT64(outbox_write_event(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
+									   PG_GETARG_DATUM(2), PG_ARGISNULL(2),
+									   PG_GETARG_DATUM(3), PG_ARGISNULL(3), NULL));
 }

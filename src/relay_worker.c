@@ -17,6 +17,7 @@
 
 #include "access/commit_ts.h"
 #include "access/xact.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -81,22 +82,8 @@ static MemoryContext cycle_cxt = NULL;	/* reset at the start of every cycle */
 static TimestampTz progress_at = 0;	/* last time the position moved or nothing was pending */
 static bool brokers_down_logged = false;
 static bool producer_stale = false;
-
-void
-outbox_register_worker(void)
-{
-	BackgroundWorker worker;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 5;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "edu_outbox");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "outbox_relay_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "edu_outbox relay");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "edu_outbox relay");
-	RegisterBackgroundWorker(&worker);
-}
+static char *relay_dbname = NULL;	/* the database this worker relays */
+static bool relay_needs_extension = false;	/* '*' mode: stop when the extension is gone */
 
 static void
 worker_detach(int code, Datum arg)
@@ -626,16 +613,47 @@ relay_cycle(void)
 	return CYCLE_FAILED;
 }
 
+/* Looks up the database's name and whether it has the extension, in a short transaction. */
+static bool
+look_at_database(void)
+{
+	bool		has_extension;
+
+	StartTransactionCommand();
+	relay_dbname = MemoryContextStrdup(TopMemoryContext, get_database_name(MyDatabaseId));
+	has_extension = OidIsValid(get_extension_oid("edu_outbox", true));
+	CommitTransactionCommand();
+	return has_extension;
+}
+
+/*
+ * Entry point of the relay worker of one database. The launcher passes the
+ * number of the shared-memory slot it assigned to the database.
+ */
 void
 outbox_relay_main(Datum main_arg)
 {
 	int			backoff_ms = 0;
+	int			slotno = DatumGetInt32(main_arg);
+	const char *stop_reason = NULL;
+	OutboxSlot *slot;
+	Oid			dboid;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
 
-	BackgroundWorkerInitializeConnection(outbox_database, NULL, 0);
+	if (outbox_shared == NULL || slotno < 0 || slotno >= outbox_shared->nslots)
+		proc_exit(0);
+	slot = &outbox_shared->slots[slotno];
+	SpinLockAcquire(&slot->mutex);
+	dboid = slot->dboid;
+	relay_needs_extension = slot->needs_extension;
+	SpinLockRelease(&slot->mutex);
+	if (!OidIsValid(dboid))
+		proc_exit(0);			/* the launcher took the slot back meanwhile */
+
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 
 	/*
 	 * The relay's own commits (its position, dead letters) need not wait for
@@ -643,8 +661,15 @@ outbox_relay_main(Datum main_arg)
 	 * events again, which at-least-once delivery allows.
 	 */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
-	outbox_worker_attach(MyDatabaseId, MyLatch);
+	outbox_worker_attach(slotno, MyLatch);
 	before_shmem_exit(worker_detach, (Datum) 0);
+
+	/* with '*', a database without the extension is not relayed: leave quietly */
+	if (!look_at_database() && relay_needs_extension)
+	{
+		outbox_worker_set_exit_reason(OUTBOX_EXIT_NO_EXTENSION);
+		proc_exit(0);
+	}
 
 	cycle_cxt = AllocSetContextCreate(TopMemoryContext, "edu_outbox cycle",
 									  ALLOCSET_DEFAULT_SIZES);
@@ -652,7 +677,7 @@ outbox_relay_main(Datum main_arg)
 	progress_at = GetCurrentTimestamp();
 
 	ereport(LOG,
-			(errmsg("edu_outbox relay started for database \"%s\"", outbox_database),
+			(errmsg("edu_outbox relay started for database \"%s\"", relay_dbname),
 			 errdetail_internal("Brokers: %s.", outbox_brokers)));
 	if (!track_commit_timestamp)
 		ereport(LOG,
@@ -700,11 +725,18 @@ outbox_relay_main(Datum main_arg)
 				break;
 			case CYCLE_NO_EXTENSION:
 				progress_at = GetCurrentTimestamp();
+				if (relay_needs_extension)
+				{
+					/* dropped: with '*' the database is no longer relayed */
+					stop_reason = "The extension was dropped.";
+					outbox_worker_set_exit_reason(OUTBOX_EXIT_NO_EXTENSION);
+					goto stop;
+				}
 				if (relay_state != STATE_WAITING_FOR_EXTENSION)
 					ereport(LOG,
 							(errmsg("edu_outbox relay is waiting for the extension to be created"),
 							 errhint("Run CREATE EXTENSION edu_outbox in database \"%s\".",
-									 outbox_database)));
+									 relay_dbname)));
 				enter_state(STATE_WAITING_FOR_EXTENSION);
 				timeout = outbox_poll_interval_ms;
 				break;
@@ -720,10 +752,14 @@ outbox_relay_main(Datum main_arg)
 		ResetLatch(MyLatch);
 	}
 
+	outbox_worker_set_exit_reason(OUTBOX_EXIT_SHUTDOWN);
+
+stop:
 	/* Final flush happened inside send_chunk; record what it achieved. */
 	persist_progress();
 	if (producer)
 		drop_producer();
-	ereport(LOG, (errmsg("edu_outbox relay shutting down")));
-	proc_exit(1);
+	ereport(LOG, (errmsg("edu_outbox relay shutting down for database \"%s\"", relay_dbname),
+				  stop_reason ? errdetail("%s", stop_reason) : 0));
+	proc_exit(0);
 }

@@ -1,12 +1,12 @@
 /*
- * relay_worker.h: registering and running the relay background worker.
+ * relay_worker.h: the relay background worker of one database, started by
+ * the launcher (launcher.c) with its shared-memory slot number as argument.
  */
 #ifndef EDU_OUTBOX_RELAY_WORKER_H
 #define EDU_OUTBOX_RELAY_WORKER_H
 
 #include "postgres.h"
 
-extern void outbox_register_worker(void);
 PGDLLEXPORT void outbox_relay_main(Datum main_arg);
 
 #endif

@@ -7,6 +7,7 @@
 
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/varlena.h"
 
 #include "dead_letter.h"
 #include "settings.h"
@@ -20,9 +21,16 @@ int			outbox_chunk_max_events = 10000;
 int			outbox_chunk_max_bytes = 64 * 1024 * 1024;
 int			outbox_poll_interval_ms = 1000;
 int			outbox_max_payload_size = 1000000;
+int			outbox_max_key_size = 8192;
+int			outbox_max_headers_size = 32768;
+int			outbox_max_headers_count = 64;
+/* The producer's message.max.bytes, from kafka_properties (see assign_kafka_properties). */
+int			outbox_message_max_bytes = RELAY_MESSAGE_MAX_BYTES_DEFAULT;
 int			outbox_final_flush_ms = 5000;
 int			outbox_stall_timeout_ms = 60000;
 int			outbox_dead_letter_mode = DEAD_LETTER_PARK_KEY;
+bool		outbox_discard_pending_on_drop = false;
+int			outbox_max_databases = 8;
 
 static const struct config_enum_entry dead_letter_modes[] = {
 	{"park_key", DEAD_LETTER_PARK_KEY, false},
@@ -42,14 +50,40 @@ check_nonempty(char **newval, void **extra, GucSource source)
 	return true;
 }
 
+/* A comma-separated list of database names (double quotes allowed), or '*'. */
+static bool
+check_database_list(char **newval, void **extra, GucSource source)
+{
+	char	   *copy;
+	List	   *names = NIL;
+	bool		ok;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+	{
+		GUC_check_errdetail("The value must not be empty.");
+		return false;
+	}
+	copy = pstrdup(*newval);
+	ok = SplitGUCList(copy, ',', &names) && names != NIL;
+	list_free(names);
+	pfree(copy);
+	if (!ok)
+	{
+		GUC_check_errdetail("List syntax is invalid.");
+		GUC_check_errhint("Give a comma-separated list of database names, or * for every database where the extension is created.");
+		return false;
+	}
+	return true;
+}
+
 static bool
 check_kafka_properties(char **newval, void **extra, GucSource source)
 {
 	char		errbuf[RELAY_ERRLEN];
+	int		   *max_bytes;
 
-	if (*newval == NULL || (*newval)[0] == '\0')
-		return true;
-	if (!relay_properties_check(*newval, errbuf, sizeof(errbuf)))
+	if (*newval != NULL && (*newval)[0] != '\0' &&
+		!relay_properties_check(*newval, errbuf, sizeof(errbuf)))
 	{
 		/* the default message would repeat the value, and with it a password */
 		GUC_check_errmsg("invalid value for parameter \"%s\"", "edu_outbox.kafka_properties");
@@ -57,7 +91,19 @@ check_kafka_properties(char **newval, void **extra, GucSource source)
 		GUC_check_errhint("Use semicolon-separated name=value pairs of librdkafka producer properties; credentials go in edu_outbox.kafka_secrets_file.");
 		return false;
 	}
+	/* publish checks events against the producer's limit: keep it with the value */
+	max_bytes = malloc(sizeof(int));	/* PostgreSQL 15 frees extra with free() */
+	if (max_bytes == NULL)
+		return false;
+	*max_bytes = relay_message_max_bytes(*newval);
+	*extra = max_bytes;
 	return true;
+}
+
+static void
+assign_kafka_properties(const char *newval, void *extra)
+{
+	outbox_message_max_bytes = extra ? *(int *) extra : RELAY_MESSAGE_MAX_BYTES_DEFAULT;
 }
 
 void
@@ -72,12 +118,20 @@ outbox_define_settings(void)
 							   check_nonempty, NULL, NULL);
 
 	DefineCustomStringVariable("edu_outbox.database",
-							   "Database whose outbox the relay worker serves.",
-							   NULL,
+							   "Databases whose outboxes are relayed, one worker each.",
+							   "A comma-separated list of database names, or * for every database where the extension is created.",
 							   &outbox_database,
 							   "postgres",
-							   PGC_POSTMASTER, 0,
-							   check_nonempty, NULL, NULL);
+							   PGC_SIGHUP, GUC_LIST_INPUT,
+							   check_database_list, NULL, NULL);
+
+	DefineCustomIntVariable("edu_outbox.max_databases",
+							"Most databases relayed at the same time.",
+							"Each relayed database takes a slot of shared memory and a background worker.",
+							&outbox_max_databases,
+							8, 1, 1000,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
 
 	/* May carry credentials (sasl.password): superuser-only, never logged. */
 	DefineCustomStringVariable("edu_outbox.kafka_properties",
@@ -86,7 +140,7 @@ outbox_define_settings(void)
 							   &outbox_kafka_properties,
 							   "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
-							   check_kafka_properties, NULL, NULL);
+							   check_kafka_properties, assign_kafka_properties, NULL);
 
 	/* The path is not secret, but who may point the relay at files is. */
 	DefineCustomStringVariable("edu_outbox.kafka_secrets_file",
@@ -130,6 +184,35 @@ outbox_define_settings(void)
 							PGC_SUSET, GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 
+	/*
+	 * The defaults fit together: a payload, key and headers each at its
+	 * limit still make a record under the producer's message.max.bytes
+	 * (relay.h), so anything accepted can be sent to a default broker.
+	 */
+	DefineCustomIntVariable("edu_outbox.max_key_size",
+							"Largest event key, in bytes, that outbox_publish accepts.",
+							NULL,
+							&outbox_max_key_size,
+							8192, 1, MaxAllocSize / 2,
+							PGC_SUSET, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("edu_outbox.max_headers_size",
+							"Largest total of an event's header names and values, in bytes, that outbox_publish accepts.",
+							NULL,
+							&outbox_max_headers_size,
+							32768, 0, MaxAllocSize / 2,
+							PGC_SUSET, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("edu_outbox.max_headers_count",
+							"Most headers an event may have (besides outbox-id) that outbox_publish accepts.",
+							NULL,
+							&outbox_max_headers_count,
+							64, 0, 100000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
 	DefineCustomIntVariable("edu_outbox.final_flush_timeout",
 							"Time the relay waits at shutdown for in-flight events to be acknowledged.",
 							NULL,
@@ -153,6 +236,14 @@ outbox_define_settings(void)
 							 &outbox_dead_letter_mode,
 							 DEAD_LETTER_PARK_KEY, dead_letter_modes,
 							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("edu_outbox.discard_pending_on_drop",
+							 "Lets DROP EXTENSION edu_outbox discard events not yet delivered.",
+							 "Off: DROP EXTENSION (or DROP SCHEMA ... CASCADE of its schema) is refused while events are pending or dead-lettered.",
+							 &outbox_discard_pending_on_drop,
+							 false,
+							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("edu_outbox");

@@ -12,9 +12,16 @@ extern int	outbox_chunk_max_events;
 extern int	outbox_chunk_max_bytes;
 extern int	outbox_poll_interval_ms;
 extern int	outbox_max_payload_size;
+extern int	outbox_max_key_size;
+extern int	outbox_max_headers_size;
+extern int	outbox_max_headers_count;
+/* message.max.bytes of the relay's producer, from kafka_properties: the record limit publish checks */
+extern int	outbox_message_max_bytes;
 extern int	outbox_final_flush_ms;
 extern int	outbox_stall_timeout_ms;
 extern int	outbox_dead_letter_mode;
+extern bool outbox_discard_pending_on_drop;
+extern int	outbox_max_databases;	/* slots of shared memory: restart only */
 
 /* Called from _PG_init, whether or not the library is preloaded. */
 extern void outbox_define_settings(void);

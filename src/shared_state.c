@@ -1,10 +1,15 @@
 /*
  * shared_state.c: the little shared memory the relay needs, and the commit
- * hook that wakes it.
+ * hooks that wake it.
  *
- * A backend that published sets the worker's latch when its transaction
- * commits, so delivery starts within milliseconds instead of at the next
- * poll. Nothing here may fail at commit: the rows are already visible.
+ * There is one slot per relayed database. The launcher is the only one who
+ * assigns a slot to a database (dboid); the database's worker then owns the
+ * slot's status fields, and backends of that database read them.
+ *
+ * A backend that published sets its database's worker latch when its
+ * transaction commits, so delivery starts within milliseconds instead of at
+ * the next poll; CREATE EXTENSION wakes the launcher the same way. Nothing
+ * here may fail at commit: the rows are already visible.
  */
 #include "postgres.h"
 
@@ -16,22 +21,33 @@
 #include "storage/spin.h"
 #include "utils/timestamp.h"
 
+#include "settings.h"
 #include "shared_state.h"
 
 OutboxSharedState *outbox_shared = NULL;
+
+static OutboxSlot *my_slot = NULL;	/* the relay worker's own slot */
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 static bool xact_callback_registered = false;
 static bool published_in_xact = false;
+static bool extension_created_in_xact = false;
+
+static Size
+outbox_shmem_size(void)
+{
+	return add_size(offsetof(OutboxSharedState, slots),
+					mul_size(sizeof(OutboxSlot), outbox_max_databases));
+}
 
 static void
 outbox_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(OutboxSharedState)));
+	RequestAddinShmemSpace(MAXALIGN(outbox_shmem_size()));
 }
 
 static void
@@ -43,12 +59,17 @@ outbox_shmem_startup(void)
 		prev_shmem_startup_hook();
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	outbox_shared = ShmemInitStruct("edu_outbox", sizeof(OutboxSharedState), &found);
+	outbox_shared = ShmemInitStruct("edu_outbox", outbox_shmem_size(), &found);
 	if (!found)
 	{
-		memset(outbox_shared, 0, sizeof(OutboxSharedState));
+		memset(outbox_shared, 0, outbox_shmem_size());
 		SpinLockInit(&outbox_shared->mutex);
-		outbox_shared->dboid = InvalidOid;
+		outbox_shared->nslots = outbox_max_databases;
+		for (int i = 0; i < outbox_shared->nslots; i++)
+		{
+			SpinLockInit(&outbox_shared->slots[i].mutex);
+			outbox_shared->slots[i].dboid = InvalidOid;
+		}
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -62,50 +83,69 @@ outbox_shmem_init_hooks(void)
 	shmem_startup_hook = outbox_shmem_startup;
 }
 
-void
-outbox_worker_attach(Oid dboid, Latch *latch)
+/* Takes over the slot the launcher assigned; its counters start from zero. */
+OutboxSlot *
+outbox_worker_attach(int slotno, Latch *latch)
 {
-	if (outbox_shared == NULL)
-		return;
-	SpinLockAcquire(&outbox_shared->mutex);
-	outbox_shared->dboid = dboid;
-	outbox_shared->worker_latch = latch;
-	outbox_shared->worker_pid = MyProcPid;
-	outbox_shared->started_at = GetCurrentTimestamp();
-	outbox_shared->delivered = 0;
-	outbox_shared->last_delivery_at = 0;
-	outbox_shared->dead_lettered = 0;
-	outbox_shared->ntopics = 0;
-	strlcpy(outbox_shared->worker_state, "starting", sizeof(outbox_shared->worker_state));
-	strlcpy(outbox_shared->producer_state, "none", sizeof(outbox_shared->producer_state));
-	SpinLockRelease(&outbox_shared->mutex);
+	OutboxSlot *slot;
+
+	if (outbox_shared == NULL || slotno < 0 || slotno >= outbox_shared->nslots)
+		return NULL;
+	slot = &outbox_shared->slots[slotno];
+	SpinLockAcquire(&slot->mutex);
+	slot->exit_reason = OUTBOX_EXIT_NONE;
+	slot->worker_latch = latch;
+	slot->worker_pid = MyProcPid;
+	slot->started_at = GetCurrentTimestamp();
+	slot->delivered = 0;
+	slot->last_delivery_at = 0;
+	slot->dead_lettered = 0;
+	slot->last_error[0] = '\0';
+	slot->last_error_at = 0;
+	slot->ntopics = 0;
+	strlcpy(slot->worker_state, "starting", sizeof(slot->worker_state));
+	strlcpy(slot->producer_state, "none", sizeof(slot->producer_state));
+	SpinLockRelease(&slot->mutex);
+	my_slot = slot;
+	return slot;
 }
 
+/* The slot stays assigned: its last state and counters remain readable. */
 void
 outbox_worker_detach(void)
 {
-	if (outbox_shared == NULL)
+	if (my_slot == NULL)
 		return;
-	SpinLockAcquire(&outbox_shared->mutex);
-	outbox_shared->dboid = InvalidOid;
-	outbox_shared->worker_latch = NULL;
-	outbox_shared->worker_pid = 0;
-	strlcpy(outbox_shared->worker_state, "stopped", sizeof(outbox_shared->worker_state));
-	strlcpy(outbox_shared->producer_state, "none", sizeof(outbox_shared->producer_state));
-	SpinLockRelease(&outbox_shared->mutex);
+	SpinLockAcquire(&my_slot->mutex);
+	my_slot->worker_latch = NULL;
+	my_slot->worker_pid = 0;
+	strlcpy(my_slot->worker_state, "stopped", sizeof(my_slot->worker_state));
+	strlcpy(my_slot->producer_state, "none", sizeof(my_slot->producer_state));
+	SpinLockRelease(&my_slot->mutex);
+	my_slot = NULL;
+}
+
+void
+outbox_worker_set_exit_reason(OutboxExitReason reason)
+{
+	if (my_slot == NULL)
+		return;
+	SpinLockAcquire(&my_slot->mutex);
+	my_slot->exit_reason = reason;
+	SpinLockRelease(&my_slot->mutex);
 }
 
 void
 outbox_status_set(const char *worker_state, const char *producer_state)
 {
-	if (outbox_shared == NULL)
+	if (my_slot == NULL)
 		return;
-	SpinLockAcquire(&outbox_shared->mutex);
+	SpinLockAcquire(&my_slot->mutex);
 	if (worker_state)
-		strlcpy(outbox_shared->worker_state, worker_state, sizeof(outbox_shared->worker_state));
+		strlcpy(my_slot->worker_state, worker_state, sizeof(my_slot->worker_state));
 	if (producer_state)
-		strlcpy(outbox_shared->producer_state, producer_state, sizeof(outbox_shared->producer_state));
-	SpinLockRelease(&outbox_shared->mutex);
+		strlcpy(my_slot->producer_state, producer_state, sizeof(my_slot->producer_state));
+	SpinLockRelease(&my_slot->mutex);
 }
 
 void
@@ -113,36 +153,36 @@ outbox_status_error(const char *error)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
-	if (outbox_shared == NULL)
+	if (my_slot == NULL)
 		return;
-	SpinLockAcquire(&outbox_shared->mutex);
-	strlcpy(outbox_shared->last_error, error, sizeof(outbox_shared->last_error));
-	outbox_shared->last_error_at = now;
-	SpinLockRelease(&outbox_shared->mutex);
+	SpinLockAcquire(&my_slot->mutex);
+	strlcpy(my_slot->last_error, error, sizeof(my_slot->last_error));
+	my_slot->last_error_at = now;
+	SpinLockRelease(&my_slot->mutex);
 }
 
 /* Slot for a topic; the last slot collects topics that do not fit. Mutex held. */
 static OutboxTopicStat *
 topic_slot(const char *topic)
 {
-	OutboxTopicStat *slot;
+	OutboxTopicStat *stat;
 
-	for (int i = 0; i < outbox_shared->ntopics; i++)
-		if (strcmp(outbox_shared->topics[i].topic, topic) == 0)
-			return &outbox_shared->topics[i];
-	if (outbox_shared->ntopics < OUTBOX_MAX_TOPIC_STATS - 1)
+	for (int i = 0; i < my_slot->ntopics; i++)
+		if (strcmp(my_slot->topics[i].topic, topic) == 0)
+			return &my_slot->topics[i];
+	if (my_slot->ntopics < OUTBOX_MAX_TOPIC_STATS - 1)
 	{
-		slot = &outbox_shared->topics[outbox_shared->ntopics++];
-		strlcpy(slot->topic, topic, sizeof(slot->topic));
-		return slot;
+		stat = &my_slot->topics[my_slot->ntopics++];
+		strlcpy(stat->topic, topic, sizeof(stat->topic));
+		return stat;
 	}
-	slot = &outbox_shared->topics[OUTBOX_MAX_TOPIC_STATS - 1];
-	if (outbox_shared->ntopics < OUTBOX_MAX_TOPIC_STATS)
+	stat = &my_slot->topics[OUTBOX_MAX_TOPIC_STATS - 1];
+	if (my_slot->ntopics < OUTBOX_MAX_TOPIC_STATS)
 	{
-		outbox_shared->ntopics = OUTBOX_MAX_TOPIC_STATS;
-		strlcpy(slot->topic, "(other)", sizeof(slot->topic));
+		my_slot->ntopics = OUTBOX_MAX_TOPIC_STATS;
+		strlcpy(stat->topic, "(other)", sizeof(stat->topic));
 	}
-	return slot;
+	return stat;
 }
 
 void
@@ -150,29 +190,69 @@ outbox_status_delivered(const char *const *topics, const int *counts, int ntopic
 {
 	TimestampTz now = GetCurrentTimestamp();
 
-	if (outbox_shared == NULL || ntopics == 0)
+	if (my_slot == NULL || ntopics == 0)
 		return;
-	SpinLockAcquire(&outbox_shared->mutex);
-	outbox_shared->last_delivery_at = now;
+	SpinLockAcquire(&my_slot->mutex);
+	my_slot->last_delivery_at = now;
 	for (int i = 0; i < ntopics; i++)
 	{
-		OutboxTopicStat *slot = topic_slot(topics[i]);
+		OutboxTopicStat *stat = topic_slot(topics[i]);
 
-		outbox_shared->delivered += counts[i];
-		slot->delivered += counts[i];
-		slot->last_delivery_at = now;
+		my_slot->delivered += counts[i];
+		stat->delivered += counts[i];
+		stat->last_delivery_at = now;
 	}
-	SpinLockRelease(&outbox_shared->mutex);
+	SpinLockRelease(&my_slot->mutex);
 }
 
 void
 outbox_status_dead_lettered(int n)
 {
-	if (outbox_shared == NULL)
+	if (my_slot == NULL)
 		return;
-	SpinLockAcquire(&outbox_shared->mutex);
-	outbox_shared->dead_lettered += n;
-	SpinLockRelease(&outbox_shared->mutex);
+	SpinLockAcquire(&my_slot->mutex);
+	my_slot->dead_lettered += n;
+	SpinLockRelease(&my_slot->mutex);
+}
+
+bool
+outbox_slot_copy(Oid dboid, OutboxSlot *copy, bool with_topics)
+{
+	if (outbox_shared == NULL || !OidIsValid(dboid))
+		return false;
+	for (int i = 0; i < outbox_shared->nslots; i++)
+	{
+		OutboxSlot *slot = &outbox_shared->slots[i];
+		bool		match;
+
+		SpinLockAcquire(&slot->mutex);
+		match = slot->dboid == dboid;
+		if (match)
+			memcpy(copy, slot, with_topics ? sizeof(OutboxSlot) :
+				   offsetof(OutboxSlot, topics));
+		SpinLockRelease(&slot->mutex);
+		if (match)
+			return true;
+	}
+	return false;
+}
+
+/* The running worker's latch for this database, or NULL. */
+static Latch *
+my_database_worker_latch(void)
+{
+	Latch	   *latch = NULL;
+
+	for (int i = 0; i < outbox_shared->nslots && latch == NULL; i++)
+	{
+		OutboxSlot *slot = &outbox_shared->slots[i];
+
+		SpinLockAcquire(&slot->mutex);
+		if (slot->dboid == MyDatabaseId)
+			latch = slot->worker_latch;
+		SpinLockRelease(&slot->mutex);
+	}
+	return latch;
 }
 
 static void
@@ -183,34 +263,56 @@ outbox_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 			if (published_in_xact && outbox_shared != NULL)
 			{
-				Latch	   *latch = NULL;
+				Latch	   *latch = my_database_worker_latch();
+
+				if (latch)
+					SetLatch(latch);
+			}
+			if (extension_created_in_xact && outbox_shared != NULL)
+			{
+				Latch	   *latch;
 
 				SpinLockAcquire(&outbox_shared->mutex);
-				if (outbox_shared->dboid == MyDatabaseId)
-					latch = outbox_shared->worker_latch;
+				outbox_shared->extension_generation++;
+				latch = outbox_shared->launcher_latch;
 				SpinLockRelease(&outbox_shared->mutex);
 				if (latch)
 					SetLatch(latch);
 			}
 			published_in_xact = false;
+			extension_created_in_xact = false;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PREPARE:
 			/* a prepared transaction commits elsewhere; the timed poll finds it */
 			published_in_xact = false;
+			extension_created_in_xact = false;
 			break;
 		default:
 			break;
 	}
 }
 
-void
-outbox_wake_worker_at_commit(void)
+static void
+register_xact_callback(void)
 {
 	if (!xact_callback_registered)
 	{
 		RegisterXactCallback(outbox_xact_callback, NULL);
 		xact_callback_registered = true;
 	}
+}
+
+void
+outbox_wake_worker_at_commit(void)
+{
+	register_xact_callback();
 	published_in_xact = true;
+}
+
+void
+outbox_wake_launcher_at_commit(void)
+{
+	register_xact_callback();
+	extension_created_in_xact = true;
 }

@@ -1,6 +1,8 @@
 /*
- * shared_state.h: the relay's shared memory. The worker writes its state
- * and counters here; outbox_status() and any backend read them.
+ * shared_state.h: the relay's shared memory. One slot per relayed database
+ * (edu_outbox.max_databases of them): the launcher assigns a slot to a
+ * database, the database's worker writes its state and counters there, and
+ * outbox_status() in that database reads them.
  */
 #ifndef EDU_OUTBOX_SHARED_STATE_H
 #define EDU_OUTBOX_SHARED_STATE_H
@@ -15,6 +17,14 @@
 #define OUTBOX_MAX_TOPIC_STATS 64
 #define OUTBOX_TOPIC_NAME_LEN 250
 
+/* Why a worker left its slot; read by the launcher once the worker stopped. */
+typedef enum OutboxExitReason
+{
+	OUTBOX_EXIT_NONE,			/* still running, or crashed / failed */
+	OUTBOX_EXIT_NO_EXTENSION,	/* '*' mode: the database has no edu_outbox */
+	OUTBOX_EXIT_SHUTDOWN		/* asked to stop (SIGTERM) */
+} OutboxExitReason;
+
 typedef struct OutboxTopicStat
 {
 	char		topic[OUTBOX_TOPIC_NAME_LEN];
@@ -22,10 +32,12 @@ typedef struct OutboxTopicStat
 	TimestampTz last_delivery_at;
 } OutboxTopicStat;
 
-typedef struct OutboxSharedState
+typedef struct OutboxSlot
 {
 	slock_t		mutex;			/* protects everything below */
-	Oid			dboid;			/* database the running worker serves */
+	Oid			dboid;			/* database served; InvalidOid: free (launcher sets) */
+	bool		needs_extension;	/* exit quietly without the extension (launcher sets) */
+	OutboxExitReason exit_reason;	/* worker sets before it exits */
 	Latch	   *worker_latch;	/* NULL while no worker runs */
 	int			worker_pid;
 	TimestampTz started_at;
@@ -38,6 +50,16 @@ typedef struct OutboxSharedState
 	TimestampTz last_error_at;
 	int			ntopics;		/* topics beyond the array count as "(other)" */
 	OutboxTopicStat topics[OUTBOX_MAX_TOPIC_STATS];
+} OutboxSlot;
+
+typedef struct OutboxSharedState
+{
+	slock_t		mutex;			/* protects the launcher fields */
+	Latch	   *launcher_latch;
+	int			launcher_pid;
+	uint32		extension_generation;	/* bumped when CREATE EXTENSION commits */
+	int			nslots;
+	OutboxSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } OutboxSharedState;
 
 /* NULL unless the library was preloaded. */
@@ -45,16 +67,22 @@ extern OutboxSharedState *outbox_shared;
 
 /* _PG_init (preloaded only): reserve and initialise the shared memory. */
 extern void outbox_shmem_init_hooks(void);
-/* The worker announces itself (database, latch) and withdraws at exit. */
-extern void outbox_worker_attach(Oid dboid, Latch *latch);
-extern void outbox_worker_detach(void);
-/* Sets the worker's latch when the current transaction commits. */
-extern void outbox_wake_worker_at_commit(void);
 
+/* The relay worker's side: its own slot. */
+extern OutboxSlot *outbox_worker_attach(int slotno, Latch *latch);
+extern void outbox_worker_detach(void);
+extern void outbox_worker_set_exit_reason(OutboxExitReason reason);
 extern void outbox_status_set(const char *worker_state, const char *producer_state);
 extern void outbox_status_error(const char *error);
 /* Adds counts[i] delivered events to topics[i] (distinct topics, a handful). */
 extern void outbox_status_delivered(const char *const *topics, const int *counts, int ntopics);
 extern void outbox_status_dead_lettered(int n);
+
+/* Readers: the slot of a database, copied (topics only if with_topics); false if none. */
+extern bool outbox_slot_copy(Oid dboid, OutboxSlot *copy, bool with_topics);
+
+/* Backends: wake this database's worker, or the launcher, when the transaction commits. */
+extern void outbox_wake_worker_at_commit(void);
+extern void outbox_wake_launcher_at_commit(void);
 
 #endif

@@ -1,18 +1,24 @@
 /*
- * status.c: SQL functions that read the relay's shared state
- * (edu_outbox.worker_status(), edu_outbox.topic_stats()).
+ * status.c: SQL functions that read the shared state of this database's
+ * relay worker (edu_outbox.worker_status(), edu_outbox.topic_stats()), let
+ * SQL wake it (pause, resume), and tell at CREATE EXTENSION whether the
+ * database is relayed at all.
  */
 #include "postgres.h"
 
+#include "commands/dbcommands.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "launcher.h"
 #include "shared_state.h"
 
 PG_FUNCTION_INFO_V1(outbox_worker_status);
 PG_FUNCTION_INFO_V1(outbox_topic_stats);
+PG_FUNCTION_INFO_V1(outbox_check_database_relayed);
 
 static Datum
 text_or_null(const char *s, bool *isnull)
@@ -31,10 +37,12 @@ ts_or_null(TimestampTz ts, bool *isnull)
 Datum
 outbox_worker_status(PG_FUNCTION_ARGS)
 {
-	OutboxSharedState copy;
+	OutboxSlot	copy;
 	TupleDesc	desc;
 	Datum		values[9];
 	bool		nulls[9] = {0};
+	bool		have_slot;
+	bool		listed;
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "worker_status must return a composite type");
@@ -44,10 +52,15 @@ outbox_worker_status(PG_FUNCTION_ARGS)
 				 errmsg("edu_outbox is not loaded through shared_preload_libraries"),
 				 errhint("Add edu_outbox to shared_preload_libraries and restart the server to run the relay.")));
 
-	/* copy under the lock, format outside it */
-	SpinLockAcquire(&outbox_shared->mutex);
-	memcpy(&copy, outbox_shared, offsetof(OutboxSharedState, ntopics));
-	SpinLockRelease(&outbox_shared->mutex);
+	have_slot = outbox_slot_copy(MyDatabaseId, &copy, false);
+	listed = outbox_database_listed(get_database_name(MyDatabaseId));
+	if (!have_slot || (copy.worker_pid == 0 && !listed))
+	{
+		/* no worker of this database: say whether one should run */
+		memset(&copy, 0, offsetof(OutboxSlot, topics));
+		strlcpy(copy.worker_state, listed ? "not started" : "not relayed",
+				sizeof(copy.worker_state));
+	}
 
 	values[0] = Int32GetDatum(copy.worker_pid);
 	nulls[0] = copy.worker_pid == 0;
@@ -66,28 +79,49 @@ Datum
 outbox_topic_stats(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	OutboxTopicStat *stats;
-	int			n;
+	OutboxSlot *copy;
 
 	InitMaterializedSRF(fcinfo, 0);
-	if (outbox_shared == NULL)
+	copy = palloc(sizeof(OutboxSlot));
+	if (!outbox_slot_copy(MyDatabaseId, copy, true))
 		return (Datum) 0;
 
-	stats = palloc(sizeof(OutboxTopicStat) * OUTBOX_MAX_TOPIC_STATS);
-	SpinLockAcquire(&outbox_shared->mutex);
-	n = outbox_shared->ntopics;
-	memcpy(stats, outbox_shared->topics, sizeof(OutboxTopicStat) * n);
-	SpinLockRelease(&outbox_shared->mutex);
-
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < copy->ntopics; i++)
 	{
 		Datum		values[3];
 		bool		nulls[3] = {0};
 
-		values[0] = CStringGetTextDatum(stats[i].topic);
-		values[1] = Int64GetDatum(stats[i].delivered);
-		values[2] = ts_or_null(stats[i].last_delivery_at, &nulls[2]);
+		values[0] = CStringGetTextDatum(copy->topics[i].topic);
+		values[1] = Int64GetDatum(copy->topics[i].delivered);
+		values[2] = ts_or_null(copy->topics[i].last_delivery_at, &nulls[2]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
+}
+
+/*
+ * Run by the install script: wakes the launcher when CREATE EXTENSION
+ * commits (with '*' it then relays this database), and warns if nothing
+ * will relay the events published here.
+ */
+Datum
+outbox_check_database_relayed(PG_FUNCTION_ARGS)
+{
+	const char *dbname = get_database_name(MyDatabaseId);
+
+	outbox_wake_launcher_at_commit();
+	if (outbox_shared == NULL)
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("edu_outbox is not loaded through shared_preload_libraries"),
+				 errdetail("Events published in database \"%s\" stay in the outbox: no relay runs.", dbname),
+				 errhint("Add edu_outbox to shared_preload_libraries and restart the server to run the relay.")));
+	else if (!outbox_database_listed(dbname))
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("database \"%s\" is not relayed to Kafka", dbname),
+				 errdetail("Events published here stay in the outbox until the database is relayed."),
+				 errhint("Add \"%s\" to \"%s\" (or set it to '*') and reload the configuration.",
+						 dbname, "edu_outbox.database")));
+	PG_RETURN_VOID();
 }

@@ -61,16 +61,18 @@ class Result:
         return out
 
 
-def committed_truth(scenario):
-    counters = dict(sql("SELECT key, n FROM fault_counters WHERE scenario = %s", (scenario,)))
+def committed_truth(scenario, dbname=None):
+    counters = dict(sql("SELECT key, n FROM fault_counters WHERE scenario = %s", (scenario,),
+                        dbname=dbname))
     events = {(k, s): (str(tx), oid) for k, s, tx, oid in sql(
-        "SELECT key, seq, tx, outbox_id FROM fault_events WHERE scenario = %s", (scenario,))}
+        "SELECT key, seq, tx, outbox_id FROM fault_events WHERE scenario = %s", (scenario,),
+        dbname=dbname)}
     return counters, events
 
 
-def check(scenario, topic, brokers=None, extra=(), records=None, truth=None):
+def check(scenario, topic, brokers=None, extra=(), records=None, truth=None, dbname=None):
     res = Result(scenario)
-    counters, events = truth if truth is not None else committed_truth(scenario)
+    counters, events = truth if truth is not None else committed_truth(scenario, dbname)
     res.written = len(events)
     for key, n in sorted(counters.items()):
         have = sorted(s for (k, s) in events if k == key)

@@ -27,13 +27,13 @@ class ServerGone(Exception):
     """PostgreSQL did not accept connections within the allowed time."""
 
 
-def connect(autocommit=True, timeout=120):
-    """A connection, retried while the server restarts or recovers."""
+def connect(autocommit=True, timeout=120, dbname=None):
+    """A connection (to DB unless dbname), retried while the server restarts or recovers."""
     deadline = time.time() + timeout
     while True:
         try:
-            conn = psycopg2.connect(host=PG_DIR, port=PG_PORT, user="postgres", dbname=DB,
-                                    connect_timeout=5)
+            conn = psycopg2.connect(host=PG_DIR, port=PG_PORT, user="postgres",
+                                    dbname=dbname or DB, connect_timeout=5)
             conn.autocommit = autocommit
             return conn
         except psycopg2.OperationalError as e:
@@ -42,13 +42,14 @@ def connect(autocommit=True, timeout=120):
             time.sleep(0.3)
 
 
-def sql(query, args=None, retries=True):
-    """Runs one statement on a fresh connection; retried if the server is restarting."""
+def sql(query, args=None, retries=True, dbname=None):
+    """Runs one statement on a fresh connection (to DB unless dbname); retried if the
+    server is restarting."""
     deadline = time.time() + (120 if retries else 0)
     while True:
         conn = None
         try:
-            conn = connect()
+            conn = connect(dbname=dbname)
             with conn.cursor() as cur:
                 cur.execute(query, args)
                 return cur.fetchall() if cur.description else None
@@ -96,15 +97,19 @@ def consume(topic, brokers=None, extra=(), timeout=180):
     return records
 
 
-def relay_pid():
-    rows = sql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'edu_outbox relay'")
+RELAY_OF_DB = "backend_type = 'edu_outbox relay' AND datname = %s"
+
+
+def relay_pid(dbname=None):
+    """The pid of the relay worker of DB (or dbname), or None."""
+    rows = sql("SELECT pid FROM pg_stat_activity WHERE " + RELAY_OF_DB, (dbname or DB,))
     return rows[0][0] if rows else None
 
 
-def stall_relay(seconds):
+def stall_relay(seconds, dbname=None):
     """Freezes the relay (SIGSTOP) while the writers go on, so that a backlog
     builds up and its next chunk is a big one."""
-    pid = relay_pid()
+    pid = relay_pid(dbname)
     os.kill(pid, signal.SIGSTOP)
     try:
         time.sleep(seconds)
@@ -112,13 +117,13 @@ def stall_relay(seconds):
         os.kill(pid, signal.SIGCONT)
 
 
-def relay_activity():
-    rows = sql("SELECT coalesce(query, '') FROM pg_stat_activity "
-               "WHERE backend_type = 'edu_outbox relay'")
+def relay_activity(dbname=None):
+    rows = sql("SELECT coalesce(query, '') FROM pg_stat_activity WHERE " + RELAY_OF_DB,
+               (dbname or DB,))
     return rows[0][0] if rows else None
 
 
-def wait_relay_sending(min_events=1, timeout=3.0):
+def wait_relay_sending(min_events=1, timeout=3.0, dbname=None):
     """Waits (briefly) until the relay reports at least min_events in flight
     ("edu_outbox: sending N events"); returns N, or None if it did not happen."""
     deadline = time.time() + timeout
@@ -126,8 +131,8 @@ def wait_relay_sending(min_events=1, timeout=3.0):
     try:
         with conn.cursor() as cur:
             while time.time() < deadline:
-                cur.execute("SELECT coalesce(query, '') FROM pg_stat_activity "
-                            "WHERE backend_type = 'edu_outbox relay'")
+                cur.execute("SELECT coalesce(query, '') FROM pg_stat_activity WHERE " +
+                            RELAY_OF_DB, (dbname or DB,))
                 row = cur.fetchone()
                 m = row and re.match(r"edu_outbox: sending (\d+) events", row[0])
                 if m and int(m.group(1)) >= min_events:
@@ -138,11 +143,12 @@ def wait_relay_sending(min_events=1, timeout=3.0):
     return None
 
 
-def undelivered_count():
+def undelivered_count(dbname=None):
     """Committed outbox rows the relay has not finished with."""
     return sql("""SELECT count(*) FROM edu_outbox.outbox
                   WHERE NOT pg_visible_in_snapshot(xid,
-                        (SELECT delivered_snapshot FROM edu_outbox.relay_state))""")[0][0]
+                        (SELECT delivered_snapshot FROM edu_outbox.relay_state))""",
+               dbname=dbname)[0][0]
 
 
 def set_relay_config(**settings):
@@ -205,5 +211,5 @@ class ServerLog:
     def relay_abnormal_exits(self):
         """Postmaster lines saying the relay exited with an error or a signal."""
         return [line for line in self.text().splitlines()
-                if 'background worker "edu_outbox relay"' in line and
+                if 'background worker "edu_outbox relay' in line and
                 ("exited with exit code" in line or "terminated by signal" in line)]

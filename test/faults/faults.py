@@ -9,7 +9,7 @@ and sets the environment. Prints TAP (`ok N - name`, `1..N`) and one line per
 scenario: scenario=<name> written=<n> lost=<n> phantom=<n> order_violations=<n> duplicates=<n>
 
     faults.py [SCENARIO ...]     default: all, in this order:
-        checker_self_test kafka_kill kafka_outage relay_kill pg_crash
+        checker_self_test kafka_kill kafka_outage relay_kill two_databases pg_crash
         cluster_leader_kill sasl_ssl
 
 Knobs (environment): FAULT_QUICK=1 (shorter spells), FAULT_SOAK=1 (long
@@ -31,7 +31,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from checker import check, self_test  # noqa: E402
 import psycopg2.errors  # noqa: E402
-from faultlib import (PG_DIR, ServerLog, consume, relay_activity, relay_pid, script,  # noqa: E402
+from faultlib import (DB, PG_DIR, ServerLog, consume, relay_activity, relay_pid, script,  # noqa: E402
                       set_relay_config, sql, stall_relay, undelivered_count, wait_relay_sending,
                       wait_until)
 from workload import Workload, env_float  # noqa: E402
@@ -48,7 +48,7 @@ PG_DOWN = 3             # seconds PostgreSQL stays down after an immediate stop
 POST_FAULT = 5          # seconds the writers go on at least after a fault healed
 STALL = 3               # seconds the relay is frozen to build a backlog before a fault
 
-STARTED_RE = re.compile(r"edu_outbox relay started for database")
+STARTED_LINE = 'edu_outbox relay started for database "%s"'
 RELAY_ERROR_RE = re.compile(r"\[\d+\] edu_outbox relay (ERROR|FATAL|PANIC): ")
 
 
@@ -66,8 +66,10 @@ class Failed(AssertionError):
 class Scenario:
     """One run: workload + scheduled faults + drain + check."""
 
-    def __init__(self, name, duration=None, brokers=None, kafka_extra=(), expected_relay_starts=0):
+    def __init__(self, name, duration=None, brokers=None, kafka_extra=(), expected_relay_starts=0,
+                 dbname=None):
         self.name = name
+        self.dbname = dbname or DB
         self.topic = "faults-%s-%s" % (name.replace("_", "-"), uuid.uuid4().hex[:8])
         self.duration = duration or DURATION
         self.brokers = brokers
@@ -81,11 +83,11 @@ class Scenario:
             self.problems.append(msg)
 
     def start(self):
-        wait_until(lambda: relay_pid() is not None, 60, "the relay worker")
-        wait_until(lambda: undelivered_count() == 0, DRAIN_TIMEOUT,
+        wait_until(lambda: relay_pid(self.dbname) is not None, 60, "the relay worker")
+        wait_until(lambda: undelivered_count(self.dbname) == 0, DRAIN_TIMEOUT,
                    "earlier scenarios' events to be delivered")
         self.log.mark()
-        self.workload = Workload(self.name, self.topic, self.duration)
+        self.workload = Workload(self.name, self.topic, self.duration, dbname=self.dbname)
         self.workload.setup()
         self.t0 = time.time()
         ACTIVE.append(self.workload)
@@ -113,16 +115,17 @@ class Scenario:
         the other rounds just wait until some events are in flight."""
         big = (round_no % 2 == 0) == big_first
         if big:
-            stall_relay(STALL)
-            n = wait_relay_sending(50, 10)
+            stall_relay(STALL, self.dbname)
+            n = wait_relay_sending(50, 10, self.dbname)
             return "after a %ds freeze the relay was sending %s events just before" % (
                 STALL, n or "? (missed)")
-        n = wait_relay_sending(1, 3)
+        n = wait_relay_sending(1, 3, self.dbname)
         return "the relay was sending %s events just before" % (n or "? (missed)")
 
     def in_flight(self):
         try:
-            return "undelivered=%d relay=%r" % (undelivered_count(), relay_activity())
+            return "undelivered=%d relay=%r" % (undelivered_count(self.dbname),
+                                                relay_activity(self.dbname))
         except Exception as e:
             return "undelivered=? (%s)" % type(e).__name__
 
@@ -135,14 +138,15 @@ class Scenario:
         self.require(w.client_committed, "no transaction committed")
         drained = True
         try:
-            wait_until(lambda: undelivered_count() == 0, DRAIN_TIMEOUT, "the outbox to drain")
+            wait_until(lambda: undelivered_count(self.dbname) == 0, DRAIN_TIMEOUT,
+                       "the outbox to drain")
         except AssertionError as e:
             drained = False
             self.problems.append("%s (undelivered=%s)" % (e, self.in_flight()))
         # a committed record becomes readable once acknowledged; allow a short grace
         deadline = time.time() + (15 if drained else 1)
         while True:
-            res = check(self.name, self.topic, self.brokers, self.kafka_extra)
+            res = check(self.name, self.topic, self.brokers, self.kafka_extra, dbname=self.dbname)
             if not res.lost or time.time() > deadline:
                 break
             time.sleep(2)
@@ -160,7 +164,8 @@ class Scenario:
         """What the writers saw must match what PostgreSQL committed."""
         w = self.workload
         committed = {str(tx) for (tx,) in sql(
-            "SELECT DISTINCT tx FROM fault_events WHERE scenario = %s", (self.name,))}
+            "SELECT DISTINCT tx FROM fault_events WHERE scenario = %s", (self.name,),
+            dbname=self.dbname)}
         missing = [tx for tx in w.client_committed if tx not in committed]
         ghost = [tx for tx in w.client_rolled_back if tx in committed]
         self.require(not missing, "%d transactions acknowledged by COMMIT are not in fault_events: %s"
@@ -171,7 +176,7 @@ class Scenario:
 
     def check_relay_log(self):
         text = self.log.text()
-        starts = len(STARTED_RE.findall(text))
+        starts = text.count(STARTED_LINE % self.dbname)
         errors = [line for line in text.splitlines() if RELAY_ERROR_RE.search(line)]
         exits = self.log.relay_abnormal_exits()
         note("%s: relay started %d time(s) (expected %d), %d relay ERROR/FATAL line(s), "
@@ -183,16 +188,17 @@ class Scenario:
                      "relay started %d times, expected at most %d (crash loop?)"
                      % (starts, self.expected_relay_starts))
         self.require(not errors, "relay logged errors: %s" % errors[:3])
-        self.require(relay_pid() is not None, "relay worker is not running at the end")
+        self.require(relay_pid(self.dbname) is not None, "relay worker is not running at the end")
 
     def check_dead_letters(self):
         try:
-            rows = sql("SELECT count(*) FROM edu_outbox.dead_letter WHERE topic = %s", (self.topic,))
+            rows = sql("SELECT count(*) FROM edu_outbox.dead_letter WHERE topic = %s", (self.topic,),
+                       dbname=self.dbname)
         except Exception:
             return  # no dead-letter table in this build
         if rows[0][0]:
             detail = sql("SELECT id, key, error FROM edu_outbox.dead_letter WHERE topic = %s "
-                         "ORDER BY id LIMIT 5", (self.topic,))
+                         "ORDER BY id LIMIT 5", (self.topic,), dbname=self.dbname)
             self.problems.append("%d events of the topic went to the dead-letter table: %s"
                                  % (rows[0][0], detail))
 
@@ -272,6 +278,44 @@ def scenario_relay_kill():
         s.workload.extend(POST_FAULT)
     s.finish()
     s.verdict()
+
+
+def scenario_two_databases():
+    """Two relayed databases of one cluster publish at once; the relay worker of
+    the second is SIGKILLed while sending (twice). The postmaster restarts every
+    backend, the launcher both workers. Each database is checked on its own."""
+    other = DB + "_b"
+    rounds = max(2, ROUNDS)
+    sql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % other)
+    sql("CREATE DATABASE %s" % other)
+    sql("CREATE EXTENSION edu_outbox", dbname=other)
+    set_relay_config(database="%s, %s" % (DB, other))
+    try:
+        first = Scenario("two_databases_a", expected_relay_starts=rounds)
+        second = Scenario("two_databases_b", expected_relay_starts=rounds, dbname=other)
+        first.start()
+        second.start()
+        for i, t in enumerate([5, max(9, second.duration * 0.55)]):
+            second.at(t)
+            armed = second.arm(i, big_first=False)
+            pid = relay_pid(other)
+            os.kill(pid, signal.SIGKILL)
+            note("two_databases: SIGKILL relay pid %d of %s at %.1fs, %s"
+                 % (pid, other, time.time() - second.t0, armed))
+            wait_until(lambda: (relay_pid(other) or pid) != pid, 90, "a new relay worker in " + other)
+            wait_until(lambda: relay_pid(DB) is not None, 90, "the relay worker in " + DB)
+            note("two_databases: relay pids %s (%s) and %s (%s) at %.1fs"
+                 % (relay_pid(DB), DB, relay_pid(other), other, time.time() - second.t0))
+            first.workload.extend(POST_FAULT)
+            second.workload.extend(POST_FAULT)
+        first.finish()
+        second.finish()
+        first.problems += ["%s: %s" % (other, p) for p in second.problems]
+        first.verdict()
+    finally:
+        set_relay_config(database=None)
+        wait_until(lambda: relay_pid(other) is None, 60, "the relay worker of %s to stop" % other)
+        sql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % other)
 
 
 def scenario_pg_crash():
@@ -439,6 +483,7 @@ SCENARIOS = [
     scenario_kafka_kill,
     scenario_kafka_outage,
     scenario_relay_kill,
+    scenario_two_databases,
     scenario_pg_crash,
     scenario_cluster_leader_kill,
     scenario_sasl_ssl,

@@ -65,8 +65,9 @@ def env_float(name, default):
 class Workload:
     def __init__(self, scenario, topic, duration, writers=None, keys=None,
                  rollback_rate=0.10, savepoint_rate=0.20, two_key_rate=0.20,
-                 think_ms=None, max_tx=None, seed=None, reconnect_timeout=180):
+                 think_ms=None, max_tx=None, seed=None, reconnect_timeout=180, dbname=None):
         self.scenario = scenario
+        self.dbname = dbname              # None: faultlib's DB
         self.topic = topic
         self.duration = duration
         self.writers = int(writers or env_float("FAULT_WRITERS", 6))
@@ -93,11 +94,11 @@ class Workload:
 
     # -- set-up ---------------------------------------------------------------
     def setup(self):
-        sql(SCHEMA_SQL)
-        sql("DELETE FROM fault_events WHERE scenario = %s", (self.scenario,))
-        sql("DELETE FROM fault_counters WHERE scenario = %s", (self.scenario,))
+        sql(SCHEMA_SQL, dbname=self.dbname)
+        sql("DELETE FROM fault_events WHERE scenario = %s", (self.scenario,), dbname=self.dbname)
+        sql("DELETE FROM fault_counters WHERE scenario = %s", (self.scenario,), dbname=self.dbname)
         sql("INSERT INTO fault_counters (scenario, key) SELECT %s, k FROM unnest(%s::text[]) k",
-            (self.scenario, self.keys))
+            (self.scenario, self.keys), dbname=self.dbname)
 
     # -- running --------------------------------------------------------------
     def start(self):
@@ -143,7 +144,7 @@ class Workload:
                 pass
             with self.lock:
                 self.reconnects += 1
-        return connect(autocommit=False, timeout=self.reconnect_timeout)
+        return connect(autocommit=False, timeout=self.reconnect_timeout, dbname=self.dbname)
 
     @staticmethod
     def _connection_lost(conn, exc):

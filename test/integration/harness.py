@@ -36,9 +36,9 @@ def connect(autocommit=True, dbname=None):
             time.sleep(0.5)
 
 
-def sql(query, args=None, conn=None):
+def sql(query, args=None, conn=None, dbname=None):
     own = conn is None
-    conn = conn or connect()
+    conn = conn or connect(dbname=dbname)
     try:
         with conn.cursor() as cur:
             cur.execute(query, args)
@@ -121,7 +121,9 @@ def script(name, *args):
 
 
 def relay_pid():
-    rows = sql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'edu_outbox relay'")
+    """The relay worker of the test database (other databases may have their own)."""
+    rows = sql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'edu_outbox relay' "
+               "AND datname = current_database()")
     return rows[0][0] if rows else None
 
 

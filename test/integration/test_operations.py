@@ -109,13 +109,26 @@ def test_replay_by_id_and_by_time():
         assert e.pgcode == "22023", e.pgcode
 
 
+def publish_then_shrink_limit(topic, payload, key, **settings):
+    """Publishes an event while it fits, then lowers the producer's
+    message.max.bytes to 2000 so that librdkafka refuses it for good (publish
+    itself refuses events that cannot be sent under the current limit)."""
+    assert sql("SELECT outbox_pause()")[0][0] is True
+    try:
+        wait_until(lambda: status()["worker_state"] == "paused", timeout=20, what="paused state")
+        poison = publish(topic, payload, key)
+        set_and_reload(kafka_properties="message.max.bytes=2000", **settings)
+    finally:
+        sql("SELECT outbox_resume()")
+    return poison
+
+
 def test_poison_message_is_dead_lettered_and_its_key_parked():
     topic = new_topic("poison")
     other = new_topic("poison-other")
     # librdkafka refuses records over message.max.bytes for good
-    set_and_reload(kafka_properties="message.max.bytes=2000")
     try:
-        poison = publish(topic, {"blob": "x" * 5000}, "K")
+        poison = publish_then_shrink_limit(topic, {"blob": "x" * 5000}, "K")
         after_k = [publish(topic, {"seq": i}, "K") for i in range(3)]
         publish(topic, {"seq": 0}, "L")
         publish(other, {"ok": True}, "K")
@@ -149,9 +162,8 @@ def test_poison_message_is_dead_lettered_and_its_key_parked():
 
 def test_retry_dead_letter_after_fixing_the_cause():
     topic = new_topic("retry")
-    set_and_reload(kafka_properties="message.max.bytes=2000")
     try:
-        poison = publish(topic, {"blob": "y" * 3000}, "K")
+        poison = publish_then_shrink_limit(topic, {"blob": "y" * 3000}, "K")
         publish(topic, {"seq": 1}, "K")
         wait_until(lambda: sql("SELECT count(*) FROM outbox_dead_letters")[0][0] == 2,
                    timeout=30, what="dead letter and parked event")
@@ -165,9 +177,8 @@ def test_retry_dead_letter_after_fixing_the_cause():
 
 def test_skip_mode_lets_later_events_of_the_key_go_on():
     topic = new_topic("skip")
-    set_and_reload(kafka_properties="message.max.bytes=2000", dead_letter_mode="skip")
     try:
-        poison = publish(topic, {"blob": "z" * 3000}, "K")
+        poison = publish_then_shrink_limit(topic, {"blob": "z" * 3000}, "K", dead_letter_mode="skip")
         publish(topic, {"seq": 1}, "K")
         records = wait_for_records(topic, 1)
         assert json.loads(records[0]["payload"]) == {"seq": 1}

@@ -19,6 +19,7 @@
 
 #include "relay.h"
 #include "tap.h"
+#include "producer_internal.h"
 
 /* ------------------------------------------------------------------ */
 /* topic.c */
@@ -436,6 +437,126 @@ test_headers(void)
 /* ------------------------------------------------------------------ */
 /* properties.c: the secrets file */
 
+/*
+ * A password longer than any line buffer (issue 8, finding 7): it is read
+ * whole, and no part of it (here the marker at its end) reaches an error
+ * text, neither the reader's nor the producer's.
+ */
+static void
+test_long_secret(const char *path)
+{
+	const char *marker = "LEAKMARK==";
+	size_t		len = 8200 + strlen(marker);
+	char	   *password = malloc(len + 1);
+	char		errbuf[RELAY_ERRLEN];
+	Collected	c = {0};
+	RelayProducer *p;
+	FILE	   *f;
+	bool		ok;
+
+	for (size_t i = 0; i < 8200; i++)
+		password[i] = 'a' + i % 26;
+	strcpy(password + 8200, marker);
+
+	f = fopen(path, "w");
+	fprintf(f, "sasl.username=relay\nsasl.password=%s\nsasl.mechanisms=PLAIN\n", password);
+	fclose(f);
+	errbuf[0] = '\0';
+	ok = relay_properties_read_file(path, collect, &c, errbuf, sizeof(errbuf));
+	check(ok && c.n == 3, "secrets file: an 8210-byte line is one pair (ok=%d, n=%d)", ok, c.n);
+	check(pair_is(&c, 1, "sasl.password", password),
+		  "secrets file: the whole 8210-byte password is used");
+	check(pair_is(&c, 2, "sasl.mechanisms", "PLAIN"), "secrets file: the line after it is read");
+	check(strstr(errbuf, marker) == NULL, "secrets file: the reader echoes no part of the password");
+	collected_reset(&c);
+
+	errbuf[0] = '\0';
+	p = relay_producer_create("127.0.0.1:1", "security.protocol=SASL_PLAINTEXT", path,
+							  errbuf, sizeof(errbuf));
+	check(p != NULL, "secrets file: a producer is created with the long password (%s)",
+		  p ? "ok" : "failed");
+	check(strstr(errbuf, "LEAKMARK") == NULL, "secrets file: producer errors echo no part of the password");
+	relay_producer_destroy(p);
+
+	/* a name librdkafka does not know may be part of a value: never echoed */
+	f = fopen(path, "w");
+	fprintf(f, "sasl.password=%.20s\n%s=rest\n", password, marker);
+	fclose(f);
+	errbuf[0] = '\0';
+	p = relay_producer_create("127.0.0.1:1", NULL, path, errbuf, sizeof(errbuf));
+	check(p == NULL && strstr(errbuf, "line 2") != NULL,
+		  "secrets file: an unknown property is reported by line (%s)", errbuf);
+	check(strstr(errbuf, "LEAKMARK") == NULL, "secrets file: an unknown name is not echoed");
+	relay_producer_destroy(p);
+
+	/* a known name is, since it says which line to fix */
+	f = fopen(path, "w");
+	fprintf(f, "sasl.password=x\nsocket.timeout.ms=NOPE%s\n", marker);
+	fclose(f);
+	errbuf[0] = '\0';
+	p = relay_producer_create("127.0.0.1:1", NULL, path, errbuf, sizeof(errbuf));
+	check(p == NULL && strstr(errbuf, "socket.timeout.ms") != NULL,
+		  "secrets file: a bad value of a known property names the property (%s)", errbuf);
+	check(strstr(errbuf, "LEAKMARK") == NULL && strstr(errbuf, "NOPE") == NULL,
+		  "secrets file: the bad value is not echoed");
+	relay_producer_destroy(p);
+	free(password);
+}
+
+/* The producer's value of a property, as librdkafka will use it. */
+static const char *
+producer_property(RelayProducer *p, const char *name)
+{
+	static char value[256];
+	size_t		size = sizeof(value);
+
+	if (p == NULL ||
+		rd_kafka_conf_get(rd_kafka_conf(p->rk), name, value, &size) != RD_KAFKA_CONF_OK)
+		return "";
+	return value;
+}
+
+/*
+ * Defaults the relay sets on its producer: an event for a topic Kafka
+ * refuses must not hold back everyone for librdkafka's 30 s (issue 8,
+ * finding 4), and message.max.bytes must leave room for an event at the
+ * default size limits (finding 3). Both stay overridable.
+ */
+static void
+test_producer_defaults(void)
+{
+	char		errbuf[RELAY_ERRLEN];
+	RelayProducer *p;
+	int			wait_ms;
+
+	p = relay_producer_create("127.0.0.1:1", NULL, NULL, errbuf, sizeof(errbuf));
+	wait_ms = atoi(producer_property(p, "topic.metadata.propagation.max.ms"));
+	check(wait_ms > 0 && wait_ms <= 5000,
+		  "producer: an unknown topic's events fail within 5 s (topic.metadata.propagation.max.ms=%d)", wait_ms);
+	check(atoi(producer_property(p, "message.max.bytes")) == RELAY_MESSAGE_MAX_BYTES_DEFAULT,
+		  "producer: message.max.bytes is the limit publish checks against (%s)",
+		  producer_property(p, "message.max.bytes"));
+	check(RELAY_MESSAGE_MAX_BYTES_DEFAULT >=
+		  (int) relay_record_max_size(8192, 1000000, 32768, 64),
+		  "limits: an event at the default limits fits the producer's message.max.bytes");
+	/* the record bound includes its batch's header: a batch of one fits as well */
+	check(RELAY_MESSAGE_MAX_BYTES_DEFAULT <= 1048588,
+		  "limits: the producer's batches fit a default broker's message.max.bytes");
+	relay_producer_destroy(p);
+
+	p = relay_producer_create("127.0.0.1:1",
+							  "topic.metadata.propagation.max.ms=20000; message.max.bytes=3000000",
+							  NULL, errbuf, sizeof(errbuf));
+	check(atoi(producer_property(p, "topic.metadata.propagation.max.ms")) == 20000 &&
+		  atoi(producer_property(p, "message.max.bytes")) == 3000000,
+		  "producer: both defaults can be overridden");
+	relay_producer_destroy(p);
+	check(relay_message_max_bytes(NULL) == RELAY_MESSAGE_MAX_BYTES_DEFAULT &&
+		  relay_message_max_bytes("linger.ms=5") == RELAY_MESSAGE_MAX_BYTES_DEFAULT &&
+		  relay_message_max_bytes("linger.ms=5; message.max.bytes = 2000000") == 2000000,
+		  "limits: message.max.bytes is read from the property list");
+}
+
 static void
 test_secrets_file(void)
 {
@@ -463,6 +584,8 @@ test_secrets_file(void)
 		  "secrets file: the error echoes no value");
 	collected_reset(&c);
 
+	test_long_secret(path);
+
 	unlink(path);
 	ok = relay_properties_read_file(path, collect, &c, errbuf, sizeof(errbuf));
 	check(!ok && strstr(errbuf, path) != NULL, "secrets file: a missing file is an error naming it");
@@ -477,6 +600,7 @@ main(void)
 	test_properties_foreach();
 	test_properties_check();
 	test_secrets_file();
+	test_producer_defaults();
 	test_headers();
 	return tap_done();
 }
