@@ -273,6 +273,8 @@ outbox_xact_callback(XactEvent event, void *arg)
 				Latch	   *latch;
 
 				SpinLockAcquire(&outbox_shared->mutex);
+				outbox_shared->created_in[outbox_shared->extension_generation % OUTBOX_CREATED_RING] =
+					MyDatabaseId;
 				outbox_shared->extension_generation++;
 				latch = outbox_shared->launcher_latch;
 				SpinLockRelease(&outbox_shared->mutex);

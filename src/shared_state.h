@@ -16,6 +16,7 @@
 #define OUTBOX_STATUS_TEXT 256
 #define OUTBOX_MAX_TOPIC_STATS 64
 #define OUTBOX_TOPIC_NAME_LEN 250
+#define OUTBOX_CREATED_RING 16		/* recent CREATE EXTENSIONs the launcher can tell apart */
 
 /* Why a worker left its slot; read by the launcher once the worker stopped. */
 typedef enum OutboxExitReason
@@ -58,6 +59,7 @@ typedef struct OutboxSharedState
 	Latch	   *launcher_latch;
 	int			launcher_pid;
 	uint32		extension_generation;	/* bumped when CREATE EXTENSION commits */
+	Oid			created_in[OUTBOX_CREATED_RING];	/* its database, at [generation % ring] */
 	int			nslots;
 	OutboxSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } OutboxSharedState;

@@ -87,8 +87,10 @@ for suite in "${suites[@]}"; do
       ;;
     integration)
       if ! start_services; then fail_suite "integration: services did not start"; continue; fi
-      # test_relay first: it creates the extension (after checking the worker waits for it)
-      for t in test_relay $(cd test/integration && ls test_*.py | sed "s/\.py$//" | grep -vx test_relay); do
+      # test_relay first (it creates the extension after checking that the worker waits for
+      # it), then test_operations (its dead-letter tests expect none left by others), then the rest
+      for t in test_relay test_operations $(cd test/integration && ls test_*.py | sed "s/\.py$//" |
+                                            grep -vx -e test_relay -e test_operations); do
         /usr/bin/python3 "test/integration/$t.py" >"$out.$t" 2>&1
         cat "$out.$t"
         count_tap "integration/$t" "$out.$t"
