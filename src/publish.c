@@ -402,13 +402,20 @@ check_publish_args(FunctionCallInfo fcinfo, bool reserved_ok)
 		check_headers(PG_GETARG_JSONB_P(3), reserved_ok);
 }
 
+/* Checks the arguments (topic, payload, key, headers) and writes the event. */
+static int64
+publish_args(FunctionCallInfo fcinfo, bool reserved_ok, TimestampTz *created_at)
+{
+	check_publish_args(fcinfo, reserved_ok);
+	return outbox_write_event(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
+							  PG_GETARG_DATUM(2), PG_ARGISNULL(2),
+							  PG_GETARG_DATUM(3), PG_ARGISNULL(3), created_at);
+}
+
 Datum
 outbox_publish(PG_FUNCTION_ARGS)
 {
-	check_publish_args(fcinfo, false);
-	PG_RETURN_INT64(outbox_write_event(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
-									   PG_GETARG_DATUM(2), PG_ARGISNULL(2),
-									   PG_GETARG_DATUM(3), PG_ARGISNULL(3), NULL));
+	PG_RETURN_INT64(publish_args(fcinfo, false, NULL));
 }
 
 /* publish_event: like outbox_publish, returning (id, created_at) for the outbox_events view. */
@@ -422,11 +429,7 @@ outbox_publish_event(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "publish_event must return a composite type");
-	check_publish_args(fcinfo, false);
-	values[0] = Int64GetDatum(outbox_write_event(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
-												 PG_GETARG_DATUM(2), PG_ARGISNULL(2),
-												 PG_GETARG_DATUM(3), PG_ARGISNULL(3),
-												 &created_at));
+	values[0] = Int64GetDatum(publish_args(fcinfo, false, &created_at));
 	values[1] = TimestampTzGetDatum(created_at);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }
@@ -439,8 +442,5 @@ outbox_publish_event(PG_FUNCTION_ARGS)
 Datum
 outbox_republish_event(PG_FUNCTION_ARGS)
 {
-	check_publish_args(fcinfo, true);
-	PG_RETURN_INT64(outbox_write_event(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
-									   PG_GETARG_DATUM(2), PG_ARGISNULL(2),
-									   PG_GETARG_DATUM(3), PG_ARGISNULL(3), NULL));
+	PG_RETURN_INT64(publish_args(fcinfo, true, NULL));
 }
