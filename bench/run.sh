@@ -8,6 +8,11 @@
 #   BENCH_QUICK=1 bash bench/run.sh   the same, small and short (~3 min smoke check)
 #   bash bench/run.sh sustained    the long sustained-load run only (default 30 min);
 #                                  writes bench/results/SUSTAINED.md and a plot
+#   BENCH_PEERS=debezium bash bench/run.sh [debezium]
+#                                  adds Debezium (Kafka Connect + PostgreSQL connector +
+#                                  Outbox Event Router, bench/debezium.sh) side by side;
+#                                  mode "debezium" runs only that comparison and writes
+#                                  bench/results/DEBEZIUM.md and a plot
 #
 # It installs what it needs (scripts/install-deps.sh, gnuplot-nox), builds and
 # installs the extension, starts its OWN Kafka broker (127.0.0.1:39092) and
@@ -20,7 +25,10 @@ BENCH=$ROOT/bench
 cd "$ROOT"
 
 MODE=${1:-all}
-case $MODE in all|sustained) ;; *) echo "usage: $0 [all|sustained]" >&2; exit 2 ;; esac
+case $MODE in all|sustained|debezium) ;; *) echo "usage: $0 [all|sustained|debezium]" >&2; exit 2 ;; esac
+PEERS=${BENCH_PEERS:-}
+[ "$MODE" = debezium ] && PEERS="$PEERS debezium"
+has_peer() { case " $PEERS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 log() { printf '%s [bench] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -55,8 +63,8 @@ SIZES=${BENCH_SIZES:-"200 2048"}
 PARTITIONS=${BENCH_PARTITIONS:-3}
 PAUSE_METHOD=${BENCH_PAUSE_METHOD:-auto}             # auto | sql | sigstop
 
-export KAFKA_PORT=39092
-export PGPORT_EDU=54359
+export KAFKA_PORT=${BENCH_KAFKA_PORT:-39092}
+export PGPORT_EDU=${BENCH_PG_PORT:-54359}
 export OUTBOX_DB=bench
 BROKER=127.0.0.1:$KAFKA_PORT
 OUT=${BENCH_OUT:-$BENCH/results}
@@ -97,6 +105,12 @@ export PGDIR_EDU=$WORK/pg
 export PG_EXTRA_CONF="shared_buffers = '512MB'
 max_wal_size = '4GB'
 checkpoint_timeout = '30min'"
+if has_peer debezium; then
+  . "$BENCH/debezium.sh"
+  dbz_fetch
+  PG_EXTRA_CONF="$PG_EXTRA_CONF
+$DBZ_PG_CONF"
+fi
 
 cleanup() {
   local rc=$?
@@ -104,6 +118,8 @@ cleanup() {
   [ -n "${CONS_PID:-}" ] && kill "$CONS_PID" 2>/dev/null
   [ -n "${SAMPLER_PID:-}" ] && kill "$SAMPLER_PID" 2>/dev/null
   [ -n "${RELAY_STOPPED:-}" ] && kill -CONT "$RELAY_STOPPED" 2>/dev/null
+  [ -n "${BUSY_PID:-}" ] && kill -TERM "$BUSY_PID" 2>/dev/null
+  has_peer debezium && { log "stopping Kafka Connect"; dbz_stop; }
   log "stopping PostgreSQL and Kafka"
   scripts/pg.sh destroy >/dev/null 2>&1 || true
   scripts/kafka.sh stop >/dev/null 2>&1 || true
@@ -139,6 +155,11 @@ for t in cap_on cap_off; do
        note text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
 done
 q "SELECT outbox_capture_table('cap_on', 'bench-capture')" >/dev/null
+if has_peer debezium; then
+  dbz_setup_db
+  log "starting Kafka Connect (REST on $DBZ_REST_PORT) with the Debezium connector"
+  dbz_start
+fi
 
 # ---------------------------------------------------------------- helpers
 RUN_ID=$(date +%s)
@@ -294,6 +315,7 @@ record_environment() {
     echo "os=$(. /etc/os-release; echo "$PRETTY_NAME")"
     echo "librdkafka=$(dpkg-query -W -f='${Version}' librdkafka1 2>/dev/null || echo '?')"
     echo "kafka=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' scripts/kafka/pom.xml)"
+    has_peer debezium && echo "debezium=Debezium $DBZ_VERSION PostgreSQL connector + Outbox Event Router in Kafka Connect standalone $DBZ_KAFKA_VERSION (bench/debezium/pom.xml)"
     echo "kafka_jvm=-Xms256m -Xmx512m -XX:+UseG1GC (scripts/kafka.sh)"
     echo "java=$(java -version 2>&1 | head -1)"
     echo "gnuplot=$(gnuplot --version)"
@@ -591,16 +613,20 @@ warm_up
 T_START=$(date +%s)
 if [ "$MODE" = sustained ]; then
   sustained sustained "$SUST_SECS" "$SUST_RATE"
+elif [ "$MODE" = debezium ]; then
+  phase_debezium
 else
   phase_write
   phase_capture
   phase_throughput
   phase_latency
   sustained short_sustained "$SHORT_SECS" "$SHORT_RATE"
+  has_peer debezium && phase_debezium
 fi
 echo "{\"measure_seconds\": $(( $(date +%s) - T_START )), \"loadavg_end\": \"$(cat /proc/loadavg)\"}" >"$DATA/end.json"
 
 log "writing the report and plots to $OUT"
 mkdir -p "$OUT"
-/usr/bin/python3 "$BENCH/report.py" "$MODE" "$DATA" "$OUT"
-log "done: $OUT/$([ "$MODE" = sustained ] && echo SUSTAINED.md || echo REPORT.md)"
+[ "$MODE" = debezium ] || /usr/bin/python3 "$BENCH/report.py" "$MODE" "$DATA" "$OUT"
+has_peer debezium && [ "$MODE" != sustained ] && /usr/bin/python3 "$BENCH/debezium_report.py" "$DATA" "$OUT"
+log "done: $OUT/$(case $MODE in sustained) echo SUSTAINED.md ;; debezium) echo DEBEZIUM.md ;; *) echo REPORT.md ;; esac)"

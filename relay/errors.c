@@ -15,8 +15,6 @@ relay_error_is_permanent(int err)
 	{
 		case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
 		case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
-		case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
-		case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
 		case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
 		case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
 		case RD_KAFKA_RESP_ERR_INVALID_RECORD:
@@ -25,13 +23,22 @@ relay_error_is_permanent(int err)
 		case RD_KAFKA_RESP_ERR__INVALID_ARG:
 			return true;
 		default:
-			return false;
+			return err == RELAY_ERR_TOPIC_REFUSED;
 	}
+}
+
+bool
+relay_error_is_unknown_topic(int err)
+{
+	return err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+		err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
 }
 
 const char *
 relay_error_text(int err)
 {
+	if (err == RELAY_ERR_TOPIC_REFUSED)
+		return "Unknown topic: it stayed unknown to the brokers, which do not create it";
 	return rd_kafka_err2str((rd_kafka_resp_err_t) err);
 }
 

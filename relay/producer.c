@@ -210,3 +210,30 @@ relay_producer_health(RelayProducer *p, RelayHealth *out)
 {
 	*out = p->health;
 }
+
+int
+relay_producer_topic_known(RelayProducer *p, const char *topic, int timeout_ms)
+{
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, topic, NULL);
+	const struct rd_kafka_metadata *md = NULL;
+	int			known = -1;
+
+	if (rkt == NULL)
+		return -1;
+	if (rd_kafka_metadata(p->rk, 0, rkt, &md, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		if (md->topic_cnt == 1)
+		{
+			rd_kafka_resp_err_t err = md->topics[0].err;
+
+			if (relay_error_is_unknown_topic(err) || err == RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION)
+				known = 0;
+			else if (err == RD_KAFKA_RESP_ERR_NO_ERROR ||
+					 err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE)
+				known = 1;
+		}
+		rd_kafka_metadata_destroy(md);
+	}
+	rd_kafka_topic_destroy(rkt);
+	return known;
+}

@@ -83,6 +83,16 @@ extern struct rd_kafka_headers_s *relay_headers_build(const char *headers_json,
  * large, unknown topic, not authorized, malformed): the record is poison.
  */
 extern bool relay_error_is_permanent(int err);
+/*
+ * "Unknown topic" from librdkafka or the broker. Not permanent by itself:
+ * librdkafka's clock for it also runs while the brokers are down, so a new
+ * topic published during an outage fails as unknown the moment a broker is
+ * back. The caller asks the brokers (relay_producer_topic_known) and uses
+ * RELAY_ERR_TOPIC_REFUSED once they keep saying it does not exist.
+ */
+extern bool relay_error_is_unknown_topic(int err);
+/* Our own code, outside librdkafka's ranges: the topic is refused for good. */
+#define RELAY_ERR_TOPIC_REFUSED (-100000)
 extern const char *relay_error_text(int err);
 /* True for SASL and TLS failures: wrong credentials or certificates, not an outage. */
 extern bool relay_error_is_authentication(int err);
@@ -163,6 +173,13 @@ extern void relay_producer_destroy(RelayProducer *producer);
 /* Serves callbacks for up to timeout_ms. */
 extern void relay_producer_poll(RelayProducer *producer, int timeout_ms);
 extern void relay_producer_health(RelayProducer *producer, RelayHealth *out);
+/*
+ * Asks a broker about topic (a metadata request, which also makes a broker
+ * with auto-creation create it): 1 if it exists or is being created, 0 if the
+ * broker says it does not exist, -1 if no broker answered within timeout_ms.
+ */
+extern int	relay_producer_topic_known(RelayProducer *producer, const char *topic,
+									   int timeout_ms);
 
 /*
  * Starts a chunk of nrecords records; reports for earlier chunks are ignored

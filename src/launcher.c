@@ -8,10 +8,11 @@
  *
  * With '*', a database is relayed if it has the extension. The launcher
  * cannot see pg_extension of other databases, so it starts a worker there
- * anyway; the worker exits quietly when the extension is absent and the
- * launcher remembers that until some database runs CREATE EXTENSION (its
- * commit wakes the launcher) or the database is new to it. An idle cluster
- * therefore costs one catalog scan every LAUNCHER_NAP_MS and no processes.
+ * anyway; the worker exits quietly when the extension is absent, and the
+ * launcher remembers that until CREATE EXTENSION commits in that database
+ * (the commit wakes the launcher and names the database). A database new to
+ * the launcher is looked at once. An idle cluster therefore costs one
+ * catalog scan every LAUNCHER_NAP_MS and no processes.
  *
  * The launcher is the only one who assigns shared-memory slots to
  * databases; a worker is told its slot number and attaches to it.
@@ -211,6 +212,15 @@ note_without_extension(Oid dboid)
 	no_extension[n_no_extension++] = dboid;
 }
 
+/* CREATE EXTENSION ran in this database: look at it again. */
+static void
+forget_without_extension(Oid dboid)
+{
+	for (int i = 0; i < n_no_extension; i++)
+		if (no_extension[i] == dboid)
+			no_extension[i--] = no_extension[--n_no_extension];
+}
+
 static Oid
 slot_dboid(int i)
 {
@@ -232,18 +242,7 @@ assign_slot(int i, const WantedDb *db)
 	SpinLockAcquire(&slot->mutex);
 	slot->dboid = db ? db->dboid : InvalidOid;
 	slot->needs_extension = db ? db->needs_extension : false;
-	slot->exit_reason = OUTBOX_EXIT_NONE;
-	slot->worker_latch = NULL;
-	slot->worker_pid = 0;
-	slot->started_at = 0;
-	strlcpy(slot->worker_state, "starting", sizeof(slot->worker_state));
-	strlcpy(slot->producer_state, "none", sizeof(slot->producer_state));
-	slot->delivered = 0;
-	slot->last_delivery_at = 0;
-	slot->dead_lettered = 0;
-	slot->last_error[0] = '\0';
-	slot->last_error_at = 0;
-	slot->ntopics = 0;
+	outbox_slot_clear_status(slot);
 	SpinLockRelease(&slot->mutex);
 
 	slot_workers[i].handle = NULL;
@@ -473,13 +472,13 @@ outbox_launcher_main(Datum main_arg)
 		}
 		SpinLockAcquire(&outbox_shared->mutex);
 		generation = outbox_shared->extension_generation;
+		if (generation - seen_generation > OUTBOX_CREATED_RING)
+			n_no_extension = 0; /* too many to tell apart: look at every database again */
+		else
+			for (; seen_generation != generation; seen_generation++)
+				forget_without_extension(outbox_shared->created_in[seen_generation % OUTBOX_CREATED_RING]);
+		seen_generation = generation;
 		SpinLockRelease(&outbox_shared->mutex);
-		if (generation != seen_generation)
-		{
-			/* some database created the extension: look at every '*' database again */
-			n_no_extension = 0;
-			seen_generation = generation;
-		}
 
 		MemoryContextReset(scan_cxt);
 		dbs = wanted_databases(&n);

@@ -476,6 +476,68 @@ free_payloads(OutboxEvent *events, int n, RelayRecord *records, int m)
 }
 
 /*
+ * Whether brokers keep saying that topic does not exist, for the whole
+ * refused-topic wait. A topic being created (e.g. the first event of a new
+ * topic, right after a broker outage) shows up within it; a topic Kafka
+ * refuses (auto-creation off, a name colliding on '.'/'_') never does.
+ */
+static bool
+topic_refused(const char *topic)
+{
+	TimestampTz start = GetCurrentTimestamp();
+
+	for (;;)
+	{
+		if (relay_producer_topic_known(producer, topic, 1000) != 0)
+			return false;		/* exists, being created, or no broker answered */
+		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), RELAY_REFUSED_TOPIC_WAIT_MS))
+			return true;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 500, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		if (ShutdownRequestPending)
+			return false;
+	}
+}
+
+/*
+ * An event that failed as "unknown topic" is poison only if its topic is
+ * refused (topic_refused); otherwise it is sent again like any transient
+ * failure. At most a few topics are asked about per chunk, so the wait stays
+ * bounded; the others are asked about on the next attempt.
+ */
+#define REFUSED_TOPIC_CHECKS_PER_CHUNK 4
+
+static void
+confirm_refused_topics(RelayChunk *chunk, const RelayRecord *records)
+{
+	const char *asked[REFUSED_TOPIC_CHECKS_PER_CHUNK];
+	bool		refused[REFUSED_TOPIC_CHECKS_PER_CHUNK];
+	int			nasked = 0;
+
+	for (int r = 0; r < chunk->nsent; r++)
+	{
+		int			a;
+
+		if (chunk->outcome[r] != RELAY_FAILED || !relay_error_is_unknown_topic(chunk->error[r]))
+			continue;
+		for (a = 0; a < nasked; a++)
+			if (strcmp(asked[a], records[r].topic) == 0)
+				break;
+		if (a == nasked)
+		{
+			if (nasked == REFUSED_TOPIC_CHECKS_PER_CHUNK)
+				continue;
+			asked[a] = records[r].topic;
+			refused[a] = topic_refused(records[r].topic);
+			nasked++;
+		}
+		if (refused[a])
+			chunk->error[r] = RELAY_ERR_TOPIC_REFUSED;
+	}
+}
+
+/*
  * persist: applies the decision. The position and the dead letters are
  * written with the next cycle's read, in one transaction.
  */
@@ -549,6 +611,7 @@ relay_cycle(void)
 	devents = palloc(sizeof(DecideEvent) * n);
 	m = prepare_chunk(events, n, records, devents);
 	chunk = send_chunk(records, m);
+	confirm_refused_topics(chunk, records);
 	free_payloads(events, n, records, m);
 
 	in.events = devents;

@@ -16,6 +16,7 @@
 #define OUTBOX_STATUS_TEXT 256
 #define OUTBOX_MAX_TOPIC_STATS 64
 #define OUTBOX_TOPIC_NAME_LEN 250
+#define OUTBOX_CREATED_RING 16		/* recent CREATE EXTENSIONs the launcher can tell apart */
 
 /* Why a worker left its slot; read by the launcher once the worker stopped. */
 typedef enum OutboxExitReason
@@ -58,6 +59,7 @@ typedef struct OutboxSharedState
 	Latch	   *launcher_latch;
 	int			launcher_pid;
 	uint32		extension_generation;	/* bumped when CREATE EXTENSION commits */
+	Oid			created_in[OUTBOX_CREATED_RING];	/* its database, at [generation % ring] */
 	int			nslots;
 	OutboxSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } OutboxSharedState;
@@ -70,6 +72,8 @@ extern void outbox_shmem_init_hooks(void);
 
 /* The relay worker's side: its own slot. */
 extern OutboxSlot *outbox_worker_attach(int slotno, Latch *latch);
+/* A blank status: no worker, nothing delivered, no error. Caller holds slot->mutex. */
+extern void outbox_slot_clear_status(OutboxSlot *slot);
 extern void outbox_worker_detach(void);
 extern void outbox_worker_set_exit_reason(OutboxExitReason reason);
 extern void outbox_status_set(const char *worker_state, const char *producer_state);

@@ -2,7 +2,10 @@
 # Runs every edu_outbox test against real servers and prints "N passed, N failed".
 #
 #   bash test/run.sh            all suites
-#   bash test/run.sh SUITE...   some of: unit regress integration e2e faults matrix
+#   bash test/run.sh SUITE...   some of: unit regress integration e2e faults matrix sanitize
+#
+# sanitize (not in the default list) rebuilds with -fsanitize=address,undefined
+# and runs unit, integration and faults again under the sanitizers.
 #
 # It installs missing dependencies, builds and installs the extension, then
 # starts its own Kafka broker and PostgreSQL cluster (own ports, temp dirs)
@@ -137,6 +140,16 @@ for suite in "${suites[@]}"; do
       cat "$out"
       count_tap matrix "$out"
       grep -qE '^1\.\.[0-9]+' "$out" || fail_suite "matrix: did not finish"
+      ;;
+    sanitize)
+      # rebuilds the extension and restarts the services with the sanitizer runtimes
+      if [ -n "$services_up" ]; then
+        scripts/pg.sh destroy >/dev/null 2>&1; scripts/kafka.sh stop >/dev/null 2>&1; services_up=
+      fi
+      bash test/sanitize.sh >"$out" 2>&1
+      cat "$out"
+      count_tap sanitize "$out"
+      grep -qE '^1\.\.[0-9]+' "$out" || fail_suite "sanitize: did not finish"
       ;;
     *) fail_suite "unknown suite $suite" ;;
   esac

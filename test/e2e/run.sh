@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # End-to-end test of examples/nextjs-prisma: a real Next.js server (Prisma 7 +
 # @prisma/adapter-pg) writes to PostgreSQL, edu_outbox relays to a real Kafka
-# broker, and the example's KafkaJS consumer checks what arrives.
+# broker, and the example's KafkaJS consumer checks what arrives (e2e.mjs).
+# Then Debian's Chromium, driven by playwright-core, clicks through the learner
+# page while two notification services (notifier/) push to it over Socket.IO
+# (browser.mjs).
 #
 # Kafka and PostgreSQL must already run (test/run.sh starts them). Environment,
 # as for test/integration: KAFKA_PORT, PGPORT_EDU, PGDIR_EDU, OUTBOX_DB, and for
 # stopping/starting the broker with scripts/kafka.sh: KAFKA_HOME_DIR.
 # Optional: E2E_PORT (3107) for `next start`; another free port is used if it
-# is taken. The app's tables are dropped and recreated in $OUTBOX_DB (the relay
+# is taken. The two notifiers listen on E2E_NOTIFIER_PORTS (E2E_PORT+1,+2).
+# CHROMIUM (/usr/bin/chromium). MEASURE_LATENCY=N: also measure commit-to-DOM
+# latency over N events (test/e2e/latency.mjs). SCREENSHOT_OUT: where to copy
+# the screenshot of the learner page. E2E_PARTS ("api browser"): which of the
+# two to run. The app's tables are dropped and recreated in $OUTBOX_DB (the relay
 # only serves that database).
 #
 # Needs Node.js >= 20.19 with npm (the npm registry is used once, by npm ci).
@@ -37,6 +44,10 @@ cleanup() {
     for _ in $(seq 1 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL -- "-$server_pid" 2>/dev/null || true
   fi
+  # Notifiers left behind by a browser.mjs that did not finish.
+  for f in "$LOG"/notifier-*.pid; do
+    [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null
+  done
   if [ -n "${KEEP_TEST_DIR:-}" ]; then echo "# e2e logs kept in $LOG"; else rm -rf "$LOG"; fi
 }
 trap cleanup EXIT
@@ -82,7 +93,7 @@ step "next build" "$LOG/build.log" node_modules/.bin/next build
 
 apply_schema() {
   local psql=("$PGBIN/psql" -h "$PGDIR_EDU" -p "$PGPORT_EDU" -U postgres -d "$OUTBOX_DB" -v ON_ERROR_STOP=1 -q)
-  "${psql[@]}" -c 'DROP TABLE IF EXISTS "Enrollment", "Course", "User" CASCADE' -c 'DROP TYPE IF EXISTS "Role"' &&
+  "${psql[@]}" -c 'DROP TABLE IF EXISTS "Notification", "LessonCompletion", "Enrollment", "Course", "User", socket_io_attachments CASCADE' -c 'DROP TYPE IF EXISTS "Role"' &&
     "${psql[@]}" -f prisma/schema.sql &&
     # Distinct id ranges, so that a user id can never pass for a course id.
     "${psql[@]}" -c "SELECT setval('\"User_id_seq\"', 1000), setval('\"Course_id_seq\"', 200), setval('\"Enrollment_id_seq\"', 5000)"
@@ -94,6 +105,10 @@ PORT=${E2E_PORT:-3107}
 if ! port_free "$PORT"; then
   PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 fi
+
+NOTIFIER_PORTS=${E2E_NOTIFIER_PORTS:-$((PORT + 1)),$((PORT + 2))}
+export NOTIFIER_PORTS
+export NOTIFIER_URLS="http://127.0.0.1:${NOTIFIER_PORTS%,*},http://127.0.0.1:${NOTIFIER_PORTS#*,}"
 
 start_server() {
   setsid node_modules/.bin/next start -H 127.0.0.1 -p "$PORT" >"$LOG/server.log" 2>&1 </dev/null &
@@ -109,8 +124,20 @@ start_server() {
 start_server >"$LOG/start.log" 2>&1 || { cat "$LOG/server.log" >>"$LOG/start.log"; setup_failed "next start on port $PORT" "$LOG/start.log"; }
 echo "# next start on http://127.0.0.1:$PORT"
 
-APP_URL="http://127.0.0.1:$PORT" ROOT="$ROOT" STATE_DIR="$LOG" node "$HERE/e2e.mjs"
-rc=$?
+export APP_URL="http://127.0.0.1:$PORT" ROOT="$ROOT" STATE_DIR="$LOG"
+rc=0
+# E2E_PARTS=browser skips e2e.mjs (when working on the browser test).
+if [[ " ${E2E_PARTS:-api browser} " == *" api "* ]]; then
+  TAP_PLAN_FILE="$LOG/e2e-count" node "$HERE/e2e.mjs" || rc=1
+fi
+# The browser test continues the numbering and prints the plan for both.
+if [ -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
+  TAP_START=$(cat "$LOG/e2e-count" 2>/dev/null || echo 0) node "$HERE/browser.mjs" || rc=1
+else
+  n=$(( $(cat "$LOG/e2e-count" 2>/dev/null || echo 0) + 1 ))
+  echo "not ok $n - browser: ${CHROMIUM:-/usr/bin/chromium} is missing (scripts/install-deps.sh installs Debian's chromium)"
+  echo "1..$n"; rc=1
+fi
 if [ $rc -ne 0 ]; then
   echo "# last lines of the Next.js server log:"
   tail -30 "$LOG/server.log" | sed 's/^/#   /'

@@ -13,7 +13,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (KAFKA, connect, consume, first_occurrences, new_topic, publish,  # noqa: E402
-                     run, sql, wait_for_records, wait_until)
+                     run, script, sql, wait_for_records, wait_until)
 
 
 def default_setting(name):
@@ -100,10 +100,32 @@ def test_refused_topic_does_not_hold_back_other_topics():
     sql("DELETE FROM edu_outbox.dead_letter WHERE topic = %s", (bad,))
 
 
+def test_new_topic_published_during_an_outage_is_not_dead_lettered():
+    # librdkafka's clock for an unknown topic (topic.metadata.propagation.max.ms,
+    # 5 s by default here) also runs while the broker is down, so the event
+    # fails as "unknown topic" the moment the broker is back, a second before
+    # the broker would have created the topic. That alone must not make it poison.
+    topic = new_topic("born-in-outage")
+    script("kafka.sh", "stop")
+    try:
+        first = publish(topic, {"n": 1}, "K")
+        second = publish(topic, {"n": 2}, "K")
+        wait_until(lambda: "edu_outbox: sending" in (sql(
+            "SELECT query FROM pg_stat_activity WHERE backend_type = 'edu_outbox relay'") or [[""]])[0][0],
+                   timeout=30, what="the relay to have the events in flight")
+        time.sleep(8)           # let librdkafka's unknown-topic clock run out while the broker is down
+    finally:
+        script("kafka.sh", "start")
+    records = first_occurrences(wait_for_records(topic, 2, timeout=120))
+    assert [int(r["headers"]["outbox-id"]) for r in records] == [first, second], records
+    assert sql("SELECT count(*) FROM outbox_dead_letters WHERE topic = %s", (topic,))[0][0] == 0
+
+
 TESTS = [
     test_event_at_every_default_limit_is_delivered,
     test_oversized_parts_are_refused_at_publish,
     test_refused_topic_does_not_hold_back_other_topics,
+    test_new_topic_published_during_an_outage_is_not_dead_lettered,
 ]
 
 if __name__ == "__main__":

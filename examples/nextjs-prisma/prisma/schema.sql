@@ -4,8 +4,8 @@
 --
 --   psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -f prisma/schema.sql
 --
--- Run it in the database named by edu_outbox.database: the relay worker only
--- serves that one database.
+-- Run it in a database that edu_outbox.database names (or any, with '*'):
+-- only those are relayed, and CREATE EXTENSION warns elsewhere.
 
 CREATE EXTENSION IF NOT EXISTS edu_outbox;
 
@@ -56,6 +56,41 @@ ALTER TABLE "Enrollment" ADD CONSTRAINT "Enrollment_userId_fkey"
     FOREIGN KEY ("userId") REFERENCES "User"("id") ON DELETE CASCADE ON UPDATE CASCADE;
 ALTER TABLE "Enrollment" ADD CONSTRAINT "Enrollment_courseId_fkey"
     FOREIGN KEY ("courseId") REFERENCES "Course"("id") ON DELETE CASCADE ON UPDATE CASCADE;
+
+CREATE TABLE "LessonCompletion" (
+    "id"          SERIAL NOT NULL,
+    "userId"      INTEGER NOT NULL,
+    "courseId"    INTEGER NOT NULL,
+    "lesson"      INTEGER NOT NULL,
+    "completedAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+
+    CONSTRAINT "LessonCompletion_pkey" PRIMARY KEY ("id")
+);
+CREATE UNIQUE INDEX "LessonCompletion_userId_courseId_lesson_key" ON "LessonCompletion"("userId", "courseId", "lesson");
+ALTER TABLE "LessonCompletion" ADD CONSTRAINT "LessonCompletion_userId_courseId_fkey"
+    FOREIGN KEY ("userId", "courseId") REFERENCES "Enrollment"("userId", "courseId") ON DELETE CASCADE ON UPDATE CASCADE;
+
+-- The notification service's inbox (notifier/): one row per outbox-id it has
+-- shown. The primary key is what drops a record Kafka delivers again, also
+-- after the service restarts. No foreign key: a notification outlives the user.
+CREATE TABLE "Notification" (
+    "outboxId"  BIGINT NOT NULL,
+    "userId"    INTEGER NOT NULL,
+    "kind"      TEXT NOT NULL,
+    "text"      TEXT NOT NULL,
+    "createdAt" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+
+    CONSTRAINT "Notification_pkey" PRIMARY KEY ("outboxId")
+);
+CREATE INDEX "Notification_userId_idx" ON "Notification"("userId");
+
+-- @socket.io/postgres-adapter sends broadcasts between Socket.IO servers with
+-- NOTIFY; a payload above its threshold (8000 bytes) goes through this table.
+CREATE TABLE IF NOT EXISTS socket_io_attachments (
+    id          BIGSERIAL UNIQUE,
+    created_at  TIMESTAMPTZ DEFAULT NOW(),
+    payload     BYTEA
+);
 
 -- Every committed INSERT, UPDATE and DELETE on "User" becomes an event on the
 -- topic user-events, keyed by the user's id. The password hash never leaves

@@ -14,7 +14,8 @@ export async function POST(req: Request) {
     const userId = positiveInt(body.userId, "userId");
     const courseId = positiveInt(body.courseId, "courseId");
     const result = await prisma.$transaction((tx) => enrollInTx(tx, userId, courseId, via));
-    return json(result, 201);
+    // committedAt: the server's clock right after COMMIT returned.
+    return json({ ...result, committedAt: Date.now() }, 201);
   } catch (err) {
     return errorResponse(err);
   }
