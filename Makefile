@@ -37,6 +37,15 @@ PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers 
 REGRESS = publish capture operations roles
 REGRESS_OPTS = --inputdir=. --load-extension=edu_outbox
 
+# `make SANITIZE=1`: an AddressSanitizer + UndefinedBehaviorSanitizer build,
+# run by test/sanitize.sh with the runtimes preloaded into the server. No
+# LLVM bitcode: the JIT would inline uninstrumented copies.
+ifdef SANITIZE
+PG_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -g
+SHLIB_LINK += -fsanitize=address,undefined
+override with_llvm = no
+endif
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)

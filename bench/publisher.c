@@ -18,7 +18,19 @@
  * sends at once. Events of the first WARMUP seconds are sent but not logged.
  *
  *   publisher -d CONNINFO -t TOPIC -r RATE -s SECONDS -p PROCS -f PAYLOAD_FILE
- *             -o OUT [-w WARMUP]
+ *             -o OUT [-w WARMUP] [-m edu|debezium]
+ *
+ * With -m debezium the same transaction writes Debezium's outbox instead
+ * (the peer in bench/debezium.sh), and deletes the row again in the same
+ * transaction, which is how that outbox is kept small (the INSERT stays in
+ * the WAL the connector reads):
+ *
+ *   BEGIN;
+ *   INSERT INTO bench_orders ...;
+ *   INSERT INTO dbz_outbox (aggregatetype, aggregateid, type, payload)
+ *     VALUES ('<topic>', 'k<c % 1000>', 'bench', '<payload>'::jsonb) RETURNING id;
+ *   DELETE FROM dbz_outbox WHERE id = (SELECT currval('dbz_outbox_id_seq'));
+ *   COMMIT;
  *
  * Prints one JSON line: events logged, achieved rate, how many were sent
  * more than 10 ms late.
@@ -84,6 +96,8 @@ read_file(const char *path)
 }
 
 /* One publishing process; writes its log to OUT.<idx> and a summary line to OUT.<idx>.sum */
+static int	debezium = 0;		/* -m debezium */
+
 static int
 run_worker(int idx, const char *conninfo, const char *topic, double rate, double seconds,
 		   double warmup, int procs, const char *payload, const char *out, double start_at)
@@ -138,10 +152,18 @@ run_worker(int idx, const char *conninfo, const char *topic, double rate, double
 			sleep_until(due);
 		else if (now - due > 0.010 && due >= measure_from)
 			late++;
-		snprintf(sql, sqlcap,
-				 "BEGIN; INSERT INTO bench_orders (customer, amount) VALUES (%ld, 10.5); "
-				 "SELECT outbox_publish(%s, %s::jsonb, 'k%ld'); COMMIT",
-				 cust, lit_topic, lit_payload, cust % 1000);
+		if (debezium)
+			snprintf(sql, sqlcap,
+					 "BEGIN; INSERT INTO bench_orders (customer, amount) VALUES (%ld, 10.5); "
+					 "INSERT INTO dbz_outbox (aggregatetype, aggregateid, type, payload) "
+					 "VALUES (%s, 'k%ld', 'bench', %s::jsonb) RETURNING id; "
+					 "DELETE FROM dbz_outbox WHERE id = (SELECT currval('dbz_outbox_id_seq')); COMMIT",
+					 cust, lit_topic, cust % 1000, lit_payload);
+		else
+			snprintf(sql, sqlcap,
+					 "BEGIN; INSERT INTO bench_orders (customer, amount) VALUES (%ld, 10.5); "
+					 "SELECT outbox_publish(%s, %s::jsonb, 'k%ld'); COMMIT",
+					 cust, lit_topic, lit_payload, cust % 1000);
 		if (!PQsendQuery(conn, sql))
 		{
 			fprintf(stderr, "publisher: %s", PQerrorMessage(conn));
@@ -206,7 +228,7 @@ main(int argc, char **argv)
 				t_last = 0;
 	FILE	   *all;
 
-	while ((opt = getopt(argc, argv, "d:t:r:s:p:f:o:w:")) != -1)
+	while ((opt = getopt(argc, argv, "d:t:r:s:p:f:o:w:m:")) != -1)
 	{
 		switch (opt)
 		{
@@ -218,8 +240,9 @@ main(int argc, char **argv)
 			case 'f': payload_file = optarg; break;
 			case 'o': out = optarg; break;
 			case 'w': warmup = atof(optarg); break;
+			case 'm': debezium = strcmp(optarg, "debezium") == 0; break;
 			default:
-				fprintf(stderr, "usage: %s -d CONNINFO -t TOPIC -r RATE -s SECONDS -p PROCS -f PAYLOAD_FILE -o OUT [-w WARMUP]\n", argv[0]);
+				fprintf(stderr, "usage: %s -d CONNINFO -t TOPIC -r RATE -s SECONDS -p PROCS -f PAYLOAD_FILE -o OUT [-w WARMUP] [-m edu|debezium]\n", argv[0]);
 				return 2;
 		}
 	}

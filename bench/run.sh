@@ -12,6 +12,11 @@
 #                                  at 1k events/s with and without the WAL flush and
 #                                  with wait_for_standbys = on against a local standby;
 #                                  writes bench/results/DURABILITY.md (~3 min)
+#   BENCH_PEERS=debezium bash bench/run.sh [debezium]
+#                                  adds Debezium (Kafka Connect + PostgreSQL connector +
+#                                  Outbox Event Router, bench/debezium.sh) side by side;
+#                                  mode "debezium" runs only that comparison and writes
+#                                  bench/results/DEBEZIUM.md and a plot
 #
 # It installs what it needs (scripts/install-deps.sh, gnuplot-nox), builds and
 # installs the extension, starts its OWN Kafka broker (127.0.0.1:39092) and
@@ -24,7 +29,10 @@ BENCH=$ROOT/bench
 cd "$ROOT"
 
 MODE=${1:-all}
-case $MODE in all|sustained|durability) ;; *) echo "usage: $0 [all|sustained|durability]" >&2; exit 2 ;; esac
+case $MODE in all|sustained|durability|debezium) ;; *) echo "usage: $0 [all|sustained|durability|debezium]" >&2; exit 2 ;; esac
+PEERS=${BENCH_PEERS:-}
+[ "$MODE" = debezium ] && PEERS="$PEERS debezium"
+has_peer() { case " $PEERS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 log() { printf '%s [bench] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -104,6 +112,12 @@ export PGDIR_EDU=$WORK/pg
 export PG_EXTRA_CONF="shared_buffers = '512MB'
 max_wal_size = '4GB'
 checkpoint_timeout = '30min'"
+if has_peer debezium; then
+  . "$BENCH/debezium.sh"
+  dbz_fetch
+  PG_EXTRA_CONF="$PG_EXTRA_CONF
+$DBZ_PG_CONF"
+fi
 
 cleanup() {
   local rc=$?
@@ -112,6 +126,8 @@ cleanup() {
   [ -n "${SAMPLER_PID:-}" ] && kill "$SAMPLER_PID" 2>/dev/null
   [ -n "${RELAY_STOPPED:-}" ] && kill -CONT "$RELAY_STOPPED" 2>/dev/null
   PGDIR_EDU=$WORK/pg-standby PGPORT_EDU=$STANDBY_PORT scripts/pg.sh destroy >/dev/null 2>&1 || true
+  [ -n "${BUSY_PID:-}" ] && kill -TERM "$BUSY_PID" 2>/dev/null
+  has_peer debezium && { log "stopping Kafka Connect"; dbz_stop; }
   log "stopping PostgreSQL and Kafka"
   scripts/pg.sh destroy >/dev/null 2>&1 || true
   scripts/kafka.sh stop >/dev/null 2>&1 || true
@@ -147,6 +163,11 @@ for t in cap_on cap_off; do
        note text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
 done
 q "SELECT outbox_capture_table('cap_on', 'bench-capture')" >/dev/null
+if has_peer debezium; then
+  dbz_setup_db
+  log "starting Kafka Connect (REST on $DBZ_REST_PORT) with the Debezium connector"
+  dbz_start
+fi
 
 # ---------------------------------------------------------------- helpers
 RUN_ID=$(date +%s)
@@ -302,6 +323,7 @@ record_environment() {
     echo "os=$(. /etc/os-release; echo "$PRETTY_NAME")"
     echo "librdkafka=$(dpkg-query -W -f='${Version}' librdkafka1 2>/dev/null || echo '?')"
     echo "kafka=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' scripts/kafka/pom.xml)"
+    has_peer debezium && echo "debezium=Debezium $DBZ_VERSION PostgreSQL connector + Outbox Event Router in Kafka Connect standalone $DBZ_KAFKA_VERSION (bench/debezium/pom.xml)"
     echo "kafka_jvm=-Xms256m -Xmx512m -XX:+UseG1GC (scripts/kafka.sh)"
     echo "java=$(java -version 2>&1 | head -1)"
     echo "gnuplot=$(gnuplot --version)"
@@ -683,16 +705,20 @@ if [ "$MODE" = sustained ]; then
   sustained sustained "$SUST_SECS" "$SUST_RATE"
 elif [ "$MODE" = durability ]; then
   phase_durability
+elif [ "$MODE" = debezium ]; then
+  phase_debezium
 else
   phase_write
   phase_capture
   phase_throughput
   phase_latency
   sustained short_sustained "$SHORT_SECS" "$SHORT_RATE"
+  has_peer debezium && phase_debezium
 fi
 echo "{\"measure_seconds\": $(( $(date +%s) - T_START )), \"loadavg_end\": \"$(cat /proc/loadavg)\"}" >"$DATA/end.json"
 
 log "writing the report and plots to $OUT"
 mkdir -p "$OUT"
-/usr/bin/python3 "$BENCH/report.py" "$MODE" "$DATA" "$OUT"
-log "done: $OUT/$(case $MODE in sustained) echo SUSTAINED.md ;; durability) echo DURABILITY.md ;; *) echo REPORT.md ;; esac)"
+[ "$MODE" = debezium ] || /usr/bin/python3 "$BENCH/report.py" "$MODE" "$DATA" "$OUT"
+has_peer debezium && [ "$MODE" != sustained ] && /usr/bin/python3 "$BENCH/debezium_report.py" "$DATA" "$OUT"
+log "done: $OUT/$(case $MODE in sustained) echo SUSTAINED.md ;; durability) echo DURABILITY.md ;; debezium) echo DEBEZIUM.md ;; *) echo REPORT.md ;; esac)"

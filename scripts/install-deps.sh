@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs everything edu_outbox needs on a Debian 12 machine (run as root):
 # PostgreSQL 15 + server headers, librdkafka, jansson, kcat, psycopg2 for the
-# integration tests, Chromium for the browser test of the Next.js example, and
-# the Apache Kafka jars from Maven Central.
+# integration tests, Chromium for the browser test of the Next.js example,
+# debootstrap for the Debian 13 / unstable test environments (scripts/matrix.sh),
+# and the Apache Kafka jars from Maven Central.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
 pkgs=(build-essential postgresql-15 postgresql-server-dev-15 librdkafka-dev
       libjansson-dev kcat python3 python3-psycopg2 openjdk-17-jre-headless maven
-      chromium)
+      chromium debootstrap)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -180,7 +180,7 @@ public class CreateTopic {
     }
 }
 JAVA
-  java -Xmx256m -Dlog4j.configuration="file:$(ndir 1)/log4j.properties" -cp "$LIB/*" \
+  java -Xmx256m "$(kafka_log_opt "$(ndir 1)")" -cp "$LIB/*" \
     "$src" "$(bootstrap)" "$topic" "$parts" >"$DIR/create-topic.log" 2>&1 ||
     { cat "$DIR/create-topic.log" >&2; return 1; }
   # wait until every partition has a leader and a full ISR

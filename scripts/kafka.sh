@@ -5,7 +5,7 @@
 #   kafka.sh fetch                 download the jars once into the cache
 #   kafka.sh start|stop|kill|status|wait
 #
-# Environment: KAFKA_PORT (9092), KAFKA_HOME_DIR (/tmp/edu_outbox/kafka-$KAFKA_PORT),
+# Environment: KAFKA_VERSION (scripts/kafka/pom.xml's), KAFKA_PORT (9092), KAFKA_HOME_DIR (/tmp/edu_outbox/kafka-$KAFKA_PORT),
 # KAFKA_EXTRA_PROPS (file whose lines are appended to server.properties).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -15,15 +15,7 @@ CPORT=$((PORT + 1))
 DIR=${KAFKA_HOME_DIR:-/tmp/edu_outbox/kafka-$PORT}
 BOOTSTRAP=127.0.0.1:$PORT
 
-fetch() {
-  [ -f "$LIB/.complete" ] && return 0
-  echo "kafka: fetching Apache Kafka $KAFKA_VERSION jars from Maven Central"
-  mkdir -p "$LIB"
-  mvn -q -B -f "$here/kafka/pom.xml" dependency:copy-dependencies \
-      -DoutputDirectory="$LIB" >"$CACHE/mvn.log" 2>&1 ||
-    { cat "$CACHE/mvn.log"; echo "kafka: maven failed" >&2; exit 1; }
-  touch "$LIB/.complete"
-}
+fetch() { kafka_fetch; }
 
 pid() { [ -f "$DIR/kafka.pid" ] && cat "$DIR/kafka.pid"; }
 running() { local p; p=$(pid) && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }

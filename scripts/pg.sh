@@ -6,7 +6,8 @@
 #
 # Environment: PGPORT_EDU (54329), PGDIR_EDU (/tmp/edu_outbox/pg-$PGPORT_EDU),
 # OUTBOX_DB (app), KAFKA_PORT (9092), PG_EXTRA_CONF (lines appended to
-# postgresql.conf on first start).
+# postgresql.conf on first start), PG_SERVER_ENV (NAME=value words added to
+# the server's environment, e.g. LD_PRELOAD of sanitizer runtimes).
 set -euo pipefail
 
 PGBIN=$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
@@ -37,7 +38,8 @@ CONF
   return 0
 }
 
-pg_ctl() { as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$DIR/server.log" "$@"; }
+# shellcheck disable=SC2086  # PG_SERVER_ENV is a list of words
+pg_ctl() { as_pg env ${PG_SERVER_ENV:-} "$PGBIN/pg_ctl" -D "$DATA" -l "$DIR/server.log" "$@"; }
 
 start() {
   [ -f "$DATA/PG_VERSION" ] || init

@@ -81,6 +81,18 @@ SELECT outbox_publish('sized', '{"k": "01234567890"}') > 0 AS exactly_20_bytes_o
 SELECT outbox_publish('sized', '{"k": "012345678901"}');
 -- Counted on the normalized JSON text Kafka receives, not on the input.
 SELECT outbox_publish('sized', '{"k"   :   "01234567890"   }') > 0 AS whitespace_not_counted;
+-- The cheap size bound must never undercount: a control character prints as
+-- six bytes (\u0001), a numeric's text can be far longer than its binary form.
+SET edu_outbox.max_payload_size = 602;
+SELECT length(to_jsonb(repeat(chr(1), 100))::text) AS len_602;
+SELECT outbox_publish('sized', to_jsonb(repeat(chr(1), 100))) > 0 AS escaped_602_bytes_ok;
+SET edu_outbox.max_payload_size = 601;
+SELECT outbox_publish('sized', to_jsonb(repeat(chr(1), 100)));
+SET edu_outbox.max_payload_size = 2003;
+SELECT length('[1e2000]'::jsonb::text) AS len_2003;
+SELECT outbox_publish('sized', '[1e2000]') > 0 AS numeric_2003_bytes_ok;
+SET edu_outbox.max_payload_size = 2002;
+SELECT outbox_publish('sized', '[1e2000]');
 RESET edu_outbox.max_payload_size;
 
 -- Every part of an event has a limit (SQLSTATE 54000), tested at the limit
@@ -174,7 +186,10 @@ SET edu_outbox.max_key_size = 100000;
 SET edu_outbox.max_headers_size = 100000;
 SET edu_outbox.max_headers_count = 1000;
 SELECT edu_outbox.republish_event('t', '{}', 'k', '{"outbox-retry-of": "7"}');
+-- only the SQLSTATE: PostgreSQL 17 reworded this error
+\set VERBOSITY sqlstate
 SHOW edu_outbox.kafka_properties;
+\set VERBOSITY default
 RESET ROLE;
 DROP ROLE outbox_app_role;
 SELECT count(*) AS app_rows FROM edu_outbox.outbox WHERE topic = 'from-app-role';

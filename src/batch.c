@@ -70,6 +70,10 @@ plan_once(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
 	return *slot;
 }
 
+/*
+ * A text column as a NUL-terminated copy in cxt, or, with cxt NULL, in
+ * malloc'ed memory (a payload that librdkafka takes over).
+ */
 static char *
 get_text(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt, int *len)
 {
@@ -87,7 +91,12 @@ get_text(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt, int *len)
 	}
 	t = DatumGetTextPP(d);
 	n = VARSIZE_ANY_EXHDR(t);
-	s = MemoryContextAlloc(cxt, n + 1);
+	s = cxt ? MemoryContextAlloc(cxt, n + 1) : malloc(n + 1);
+	if (s == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Failed on request of size %d for an event payload.", n + 1)));
 	memcpy(s, VARDATA_ANY(t), n);
 	s[n] = '\0';
 	if (len)
@@ -306,34 +315,6 @@ outbox_batch_begin(OutboxBatch *batch)
 	return false;
 }
 
-/* Copies a text column into malloc'ed memory (handed to librdkafka later). */
-static char *
-get_text_malloc(HeapTuple tup, TupleDesc desc, int col, int *len)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
-	text	   *t;
-	char	   *s;
-	int			n;
-
-	if (isnull)
-	{
-		*len = 0;
-		return NULL;
-	}
-	t = DatumGetTextPP(d);
-	n = VARSIZE_ANY_EXHDR(t);
-	s = malloc(Max(n, 1));
-	if (s == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory"),
-				 errdetail("Failed on request of size %d for an event payload.", n)));
-	memcpy(s, VARDATA_ANY(t), n);
-	*len = n;
-	return s;
-}
-
 /* Bytes of a text column, without detoasting it (a key may still be toasted). */
 static int64
 text_size(HeapTuple tup, TupleDesc desc, int col)
@@ -485,7 +466,7 @@ outbox_batch_fetch(OutboxBatch *batch, int max_events, int64 max_bytes,
 			e->txn_index = batch->pos_index + ord - 1;
 			e->topic = get_text(tup, desc, 3, cxt, NULL);
 			e->key = get_text(tup, desc, 4, cxt, &e->key_len);
-			e->payload = get_text_malloc(tup, desc, 5, &e->payload_len);
+			e->payload = get_text(tup, desc, 5, NULL, &e->payload_len);
 			e->headers = get_text(tup, desc, 6, cxt, NULL);
 			e->timestamp_ms = get_int(tup, desc, 7, true);
 			if (n == cap || bytes >= max_bytes)

@@ -42,6 +42,7 @@
 #include "utils/varlena.h"
 
 #include "capture_trigger.h"
+#include "compat.h"
 #include "publish.h"
 
 PG_FUNCTION_INFO_V1(outbox_capture);
@@ -243,7 +244,7 @@ parse_ops(const char *value, bool *ops)
 static int
 primary_key_columns(Relation rel, AttrNumber **attnums)
 {
-	Oid			pk = RelationGetPrimaryKeyIndex(rel);
+	Oid			pk = compat_primary_key_index(rel);
 	Relation	idx;
 	int			n;
 

@@ -103,7 +103,6 @@ drop_resolved_heads(void)
 	Datum	   *ids;
 	Datum		arg;
 	int			ret;
-	int			kept = 0;
 
 	if (plan == NULL)
 	{
@@ -129,15 +128,26 @@ drop_resolved_heads(void)
 		SPI_freetuptable(SPI_tuptable);
 		return;
 	}
-	for (uint64 j = 0; j < SPI_processed; j++)
+	/* keep the survivors in a fresh context, so resolved keys do not pile up */
 	{
-		bool		isnull;
-		int			i = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[j], SPI_tuptable->tupdesc,
-													1, &isnull)) - 1;
+		MemoryContext old_cxt = heads_cxt;
+		DecideHead *old_heads = heads;
 
-		heads[kept++] = heads[i];
+		heads_cxt = AllocSetContextCreate(TopMemoryContext, "edu_outbox dead letter heads",
+										  ALLOCSET_SMALL_SIZES);
+		heads = NULL;
+		nheads = heads_cap = 0;
+		for (uint64 j = 0; j < SPI_processed; j++)
+		{
+			bool		isnull;
+			const DecideHead *h = &old_heads[DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[j],
+																	 SPI_tuptable->tupdesc,
+																	 1, &isnull)) - 1];
+
+			add_head(h->topic, h->key, h->key_len, h->id);
+		}
+		MemoryContextDelete(old_cxt);
 	}
-	nheads = kept;
 	SPI_freetuptable(SPI_tuptable);
 }
 

@@ -20,6 +20,7 @@
 #include "tcop/utility.h"
 #include "utils/acl.h"
 
+#include "compat.h"
 #include "drop_database.h"
 #include "shared_state.h"
 
@@ -31,7 +32,7 @@ stop_relay_of(const char *dbname)
 	Oid			dboid = get_database_oid(dbname, true);
 	OutboxSlot	slot;
 
-	if (!OidIsValid(dboid) || !pg_database_ownercheck(dboid, GetUserId()))
+	if (!OidIsValid(dboid) || !compat_database_ownercheck(dboid, GetUserId()))
 		return;					/* DROP DATABASE reports it */
 	if (outbox_slot_copy(dboid, &slot, false) && slot.worker_pid != 0)
 	{

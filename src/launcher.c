@@ -242,18 +242,7 @@ assign_slot(int i, const WantedDb *db)
 	SpinLockAcquire(&slot->mutex);
 	slot->dboid = db ? db->dboid : InvalidOid;
 	slot->needs_extension = db ? db->needs_extension : false;
-	slot->exit_reason = OUTBOX_EXIT_NONE;
-	slot->worker_latch = NULL;
-	slot->worker_pid = 0;
-	slot->started_at = 0;
-	strlcpy(slot->worker_state, "starting", sizeof(slot->worker_state));
-	strlcpy(slot->producer_state, "none", sizeof(slot->producer_state));
-	slot->delivered = 0;
-	slot->last_delivery_at = 0;
-	slot->dead_lettered = 0;
-	slot->last_error[0] = '\0';
-	slot->last_error_at = 0;
-	slot->ntopics = 0;
+	outbox_slot_clear_status(slot);
 	SpinLockRelease(&slot->mutex);
 
 	slot_workers[i].handle = NULL;

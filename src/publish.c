@@ -19,6 +19,7 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/numeric.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -48,9 +49,62 @@ outbox_check_topic(text *topic)
 
 #define SEE_README "See \"Raising the size limits\" in the edu_outbox README."
 
+/*
+ * An upper bound on the length of the payload's JSON text (JsonbToCString's
+ * output), found without printing it: a string prints as at most 6 bytes per
+ * byte ("\u0001") plus its quotes, a key adds ": ", every token is allowed
+ * ", " before it, and brackets take one byte each. A numeric's text can be
+ * far longer than its binary form (1e100000 is a few bytes), so numerics are
+ * printed for real; payloads have few of them.
+ */
+static size_t
+payload_text_bound(Jsonb *payload)
+{
+	JsonbIterator *it = JsonbIteratorInit(&payload->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	size_t		bound = 0;
+
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+	{
+		bound += 2;				/* ", " */
+		switch (tok)
+		{
+			case WJB_BEGIN_ARRAY:
+			case WJB_BEGIN_OBJECT:
+			case WJB_END_ARRAY:
+			case WJB_END_OBJECT:
+				bound += 1;
+				break;
+			case WJB_KEY:
+				bound += 6 * (size_t) v.val.string.len + 2 + 2;
+				break;
+			case WJB_VALUE:
+			case WJB_ELEM:
+				switch (v.type)
+				{
+					case jbvString:
+						bound += 6 * (size_t) v.val.string.len + 2;
+						break;
+					case jbvNumeric:
+						bound += strlen(DatumGetCString(DirectFunctionCall1(numeric_out,
+																			NumericGetDatum(v.val.numeric))));
+						break;
+					default:	/* null, true, false; containers come as tokens */
+						bound += 5;
+						break;
+				}
+				break;
+			default:
+				break;
+		}
+	}
+	return bound;
+}
+
 /* Returns the payload's size as sent: its JSON text, as the relay reads it. */
 static size_t
-check_payload_size(Jsonb *payload)
+payload_text_size(Jsonb *payload)
 {
 	StringInfoData buf;
 	size_t		len;
@@ -59,6 +113,12 @@ check_payload_size(Jsonb *payload)
 	(void) JsonbToCString(&buf, &payload->root, VARSIZE(payload));
 	len = buf.len;
 	pfree(buf.data);
+	return len;
+}
+
+static void
+check_payload_size(size_t len)
+{
 	if (len > (size_t) outbox_max_payload_size)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -67,7 +127,6 @@ check_payload_size(Jsonb *payload)
 						   len, outbox_max_payload_size),
 				 errhint("Send a reference to large data instead, or raise \"%s\" (and the broker's message size limits).",
 						 "edu_outbox.max_payload_size")));
-	return len;
 }
 
 static size_t
@@ -266,16 +325,34 @@ outbox_write_event(Datum topic, Datum payload, Datum key, bool key_isnull,
 	Oid			save_userid;
 	int			save_sec_context;
 	size_t		payload_len;
+	bool		payload_exact = false;
 	size_t		key_len = 0;
 	size_t		header_bytes = 0;
 	size_t		nheaders = 0;
 
-	payload_len = check_payload_size(DatumGetJsonbP(payload));
+	/*
+	 * Printing the payload only to measure it costs about as much as the
+	 * rest of the call for small events: while an upper bound fits a limit,
+	 * the exact size is not needed for it.
+	 */
+	payload_len = payload_text_bound(DatumGetJsonbP(payload));
+	if (payload_len > (size_t) outbox_max_payload_size)
+	{
+		payload_len = payload_text_size(DatumGetJsonbP(payload));
+		payload_exact = true;
+		check_payload_size(payload_len);
+	}
 	if (!key_isnull)
 		key_len = check_key_size(DatumGetTextPP(key));
 	if (!headers_isnull)
 		header_bytes = check_headers_size(DatumGetJsonbP(headers), &nheaders);
-	check_record_size(payload_len, key_len, header_bytes, nheaders);
+	if (relay_record_max_size(key_len, payload_len, header_bytes, nheaders) >
+		(size_t) outbox_message_max_bytes)
+	{
+		if (!payload_exact)
+			payload_len = payload_text_size(DatumGetJsonbP(payload));
+		check_record_size(payload_len, key_len, header_bytes, nheaders);
+	}
 	owner = outbox_owner(&seqid);
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
@@ -325,13 +402,20 @@ check_publish_args(FunctionCallInfo fcinfo, bool reserved_ok)
 		check_headers(PG_GETARG_JSONB_P(3), reserved_ok);
 }
 
+/* Checks the arguments (topic, payload, key, headers) and writes the event. */
+static int64
+publish_args(FunctionCallInfo fcinfo, bool reserved_ok, TimestampTz *created_at)
+{
+	check_publish_args(fcinfo, reserved_ok);
+	return outbox_write_event(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
+							  PG_GETARG_DATUM(2), PG_ARGISNULL(2),
+							  PG_GETARG_DATUM(3), PG_ARGISNULL(3), created_at);
+}
+
 Datum
 outbox_publish(PG_FUNCTION_ARGS)
 {
-	check_publish_args(fcinfo, false);
-	PG_RETURN_INT64(outbox_write_event(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
-									   PG_GETARG_DATUM(2), PG_ARGISNULL(2),
-									   PG_GETARG_DATUM(3), PG_ARGISNULL(3), NULL));
+	PG_RETURN_INT64(publish_args(fcinfo, false, NULL));
 }
 
 /* publish_event: like outbox_publish, returning (id, created_at) for the outbox_events view. */
@@ -345,11 +429,7 @@ outbox_publish_event(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "publish_event must return a composite type");
-	check_publish_args(fcinfo, false);
-	values[0] = Int64GetDatum(outbox_write_event(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
-												 PG_GETARG_DATUM(2), PG_ARGISNULL(2),
-												 PG_GETARG_DATUM(3), PG_ARGISNULL(3),
-												 &created_at));
+	values[0] = Int64GetDatum(publish_args(fcinfo, false, &created_at));
 	values[1] = TimestampTzGetDatum(created_at);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }
@@ -362,8 +442,5 @@ outbox_publish_event(PG_FUNCTION_ARGS)
 Datum
 outbox_republish_event(PG_FUNCTION_ARGS)
 {
-	check_publish_args(fcinfo, true);
-	PG_RETURN_INT64(outbox_write_event(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
-									   PG_GETARG_DATUM(2), PG_ARGISNULL(2),
-									   PG_GETARG_DATUM(3), PG_ARGISNULL(3), NULL));
+	PG_RETURN_INT64(publish_args(fcinfo, true, NULL));
 }

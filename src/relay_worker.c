@@ -58,13 +58,13 @@ typedef enum CycleResult
 /* What the log last said, so each change is logged once rather than per retry. */
 typedef enum RelayState
 {
-	STATE_STARTING,
-	STATE_WAITING_FOR_EXTENSION,
-	STATE_BAD_CONFIG,
-	STATE_DELIVERING,
-	STATE_PAUSED,
-	STATE_FAILING,
-	STATE_STALLED
+	RELAY_STARTING,
+	RELAY_WAITING_FOR_EXTENSION,
+	RELAY_BAD_CONFIG,
+	RELAY_DELIVERING,
+	RELAY_PAUSED,
+	RELAY_FAILING,
+	RELAY_STALLED
 } RelayState;
 
 static const char *const state_names[] = {
@@ -72,7 +72,7 @@ static const char *const state_names[] = {
 	"paused", "failing", "stalled"
 };
 
-static RelayState relay_state = STATE_STARTING;
+static RelayState relay_state = RELAY_STARTING;
 static RelayProducer *producer = NULL;
 static char *producer_brokers = NULL;	/* configuration the producer was built from */
 static char *producer_properties = NULL;
@@ -141,7 +141,7 @@ ensure_producer(void)
 									 outbox_kafka_secrets_file, errbuf, sizeof(errbuf));
 	if (producer == NULL)
 	{
-		if (relay_state != STATE_BAD_CONFIG)
+		if (relay_state != RELAY_BAD_CONFIG)
 			ereport(LOG,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("edu_outbox relay cannot create a Kafka producer"),
@@ -149,7 +149,7 @@ ensure_producer(void)
 					 errhint("Fix \"%s\", \"%s\" or \"%s\" and reload; events stay in the outbox meanwhile.",
 							 "edu_outbox.brokers", "edu_outbox.kafka_properties",
 							 "edu_outbox.kafka_secrets_file")));
-		enter_state(STATE_BAD_CONFIG);
+		enter_state(RELAY_BAD_CONFIG);
 		outbox_status_error(errbuf);
 		return false;
 	}
@@ -335,10 +335,10 @@ static void
 note_progress(void)
 {
 	progress_at = GetCurrentTimestamp();
-	if (relay_state == STATE_STALLED)
+	if (relay_state == RELAY_STALLED)
 	{
 		ereport(LOG, (errmsg("edu_outbox relay is making progress again")));
-		enter_state(STATE_DELIVERING);
+		enter_state(RELAY_DELIVERING);
 	}
 }
 
@@ -353,7 +353,7 @@ check_stall(const char *why)
 	int			usecs;
 	char		msg[OUTBOX_STATUS_TEXT];
 
-	if (relay_state == STATE_STALLED ||
+	if (relay_state == RELAY_STALLED ||
 		!TimestampDifferenceExceeds(progress_at, GetCurrentTimestamp(), outbox_stall_timeout_ms))
 		return;
 	TimestampDifference(progress_at, GetCurrentTimestamp(), &secs, &usecs);
@@ -363,7 +363,7 @@ check_stall(const char *why)
 			(errmsg("edu_outbox relay made no progress for %ld seconds with events pending", secs),
 			 errdetail_internal("%s", why),
 			 errhint("See outbox_status() and the earlier log lines for the cause.")));
-	enter_state(STATE_STALLED);
+	enter_state(RELAY_STALLED);
 	outbox_status_error(msg);
 }
 
@@ -652,9 +652,9 @@ relay_cycle(void)
 	outbox_status_set(NULL, h.fatal ? "fatal error" : h.brokers_down ? "brokers down" : "connected");
 	if (out.handled == n)
 	{
-		if (relay_state == STATE_FAILING)
+		if (relay_state == RELAY_FAILING)
 			ereport(LOG, (errmsg("edu_outbox relay is delivering to Kafka again")));
-		enter_state(STATE_DELIVERING);
+		enter_state(RELAY_DELIVERING);
 		return CYCLE_PROGRESS;
 	}
 
@@ -663,7 +663,7 @@ relay_cycle(void)
 	stuck = devents[out.stuck].record >= 0 &&
 		chunk->outcome[devents[out.stuck].record] == RELAY_FAILED ?
 		relay_error_text(chunk->error[devents[out.stuck].record]) : "no delivery report yet";
-	if (relay_state != STATE_FAILING && relay_state != STATE_STALLED)
+	if (relay_state != RELAY_FAILING && relay_state != RELAY_STALLED)
 		ereport(LOG,
 				(errmsg("edu_outbox relay could not deliver event " INT64_FORMAT " to Kafka topic \"%s\"",
 						se->id, se->topic),
@@ -671,11 +671,11 @@ relay_cycle(void)
 									h.fatal ? "; producer error: " : "",
 									h.fatal ? h.last_error_text : ""),
 				 errhint("The event and everything after it stay in the outbox and are sent again with backoff.")));
-	if (relay_state != STATE_STALLED)
+	if (relay_state != RELAY_STALLED)
 	{
 		outbox_status_error(psprintf("event " INT64_FORMAT ": %s%s%s", se->id, stuck,
 									 h.fatal ? "; " : "", h.fatal ? h.last_error_text : ""));
-		enter_state(STATE_FAILING);
+		enter_state(RELAY_FAILING);
 	}
 	check_stall(psprintf("event " INT64_FORMAT " on topic \"%s\": %s", se->id, se->topic, stuck));
 	/* librdkafka cannot recover from a fatal error: start a new producer, resend from the gap */
@@ -779,19 +779,19 @@ outbox_relay_main(Datum main_arg)
 				continue;		/* more may be waiting: no sleep */
 			case CYCLE_PAUSED:
 				progress_at = GetCurrentTimestamp();	/* deliberate, not a stall */
-				if (relay_state != STATE_PAUSED)
+				if (relay_state != RELAY_PAUSED)
 					ereport(LOG, (errmsg("edu_outbox relay is paused"),
 								  errhint("SELECT outbox_resume() resumes delivery.")));
-				enter_state(STATE_PAUSED);
+				enter_state(RELAY_PAUSED);
 				timeout = outbox_poll_interval_ms;
 				break;
 			case CYCLE_IDLE:
 				backoff_ms = 0;
 				note_progress();	/* nothing pending */
-				if (relay_state == STATE_PAUSED)
+				if (relay_state == RELAY_PAUSED)
 					ereport(LOG, (errmsg("edu_outbox relay resumed")));
-				if (relay_state != STATE_FAILING)
-					enter_state(STATE_DELIVERING);
+				if (relay_state != RELAY_FAILING)
+					enter_state(RELAY_DELIVERING);
 				timeout = outbox_poll_interval_ms;
 				break;
 			case CYCLE_NO_EXTENSION:
@@ -803,12 +803,12 @@ outbox_relay_main(Datum main_arg)
 					outbox_worker_set_exit_reason(OUTBOX_EXIT_NO_EXTENSION);
 					goto stop;
 				}
-				if (relay_state != STATE_WAITING_FOR_EXTENSION)
+				if (relay_state != RELAY_WAITING_FOR_EXTENSION)
 					ereport(LOG,
 							(errmsg("edu_outbox relay is waiting for the extension to be created"),
 							 errhint("Run CREATE EXTENSION edu_outbox in database \"%s\".",
 									 relay_dbname)));
-				enter_state(STATE_WAITING_FOR_EXTENSION);
+				enter_state(RELAY_WAITING_FOR_EXTENSION);
 				timeout = outbox_poll_interval_ms;
 				break;
 			case CYCLE_FAILED:

@@ -9,6 +9,7 @@
 #include "utils/memutils.h"
 #include "utils/varlena.h"
 
+#include "compat.h"
 #include "dead_letter.h"
 #include "durability.h"
 #include "settings.h"
@@ -93,7 +94,7 @@ check_kafka_properties(char **newval, void **extra, GucSource source)
 		return false;
 	}
 	/* publish checks events against the producer's limit: keep it with the value */
-	max_bytes = malloc(sizeof(int));	/* PostgreSQL 15 frees extra with free() */
+	max_bytes = compat_guc_extra_malloc(sizeof(int));
 	if (max_bytes == NULL)
 		return false;
 	*max_bytes = relay_message_max_bytes(*newval);

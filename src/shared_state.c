@@ -84,6 +84,24 @@ outbox_shmem_init_hooks(void)
 }
 
 /* Takes over the slot the launcher assigned; its counters start from zero. */
+/* A blank status: no worker, nothing delivered, no error. Caller holds slot->mutex. */
+void
+outbox_slot_clear_status(OutboxSlot *slot)
+{
+	slot->exit_reason = OUTBOX_EXIT_NONE;
+	slot->worker_latch = NULL;
+	slot->worker_pid = 0;
+	slot->started_at = 0;
+	strlcpy(slot->worker_state, "starting", sizeof(slot->worker_state));
+	strlcpy(slot->producer_state, "none", sizeof(slot->producer_state));
+	slot->delivered = 0;
+	slot->last_delivery_at = 0;
+	slot->dead_lettered = 0;
+	slot->last_error[0] = '\0';
+	slot->last_error_at = 0;
+	slot->ntopics = 0;
+}
+
 OutboxSlot *
 outbox_worker_attach(int slotno, Latch *latch)
 {
@@ -93,18 +111,10 @@ outbox_worker_attach(int slotno, Latch *latch)
 		return NULL;
 	slot = &outbox_shared->slots[slotno];
 	SpinLockAcquire(&slot->mutex);
-	slot->exit_reason = OUTBOX_EXIT_NONE;
+	outbox_slot_clear_status(slot);
 	slot->worker_latch = latch;
 	slot->worker_pid = MyProcPid;
 	slot->started_at = GetCurrentTimestamp();
-	slot->delivered = 0;
-	slot->last_delivery_at = 0;
-	slot->dead_lettered = 0;
-	slot->last_error[0] = '\0';
-	slot->last_error_at = 0;
-	slot->ntopics = 0;
-	strlcpy(slot->worker_state, "starting", sizeof(slot->worker_state));
-	strlcpy(slot->producer_state, "none", sizeof(slot->producer_state));
 	SpinLockRelease(&slot->mutex);
 	my_slot = slot;
 	return slot;

@@ -72,6 +72,8 @@ extern void outbox_shmem_init_hooks(void);
 
 /* The relay worker's side: its own slot. */
 extern OutboxSlot *outbox_worker_attach(int slotno, Latch *latch);
+/* A blank status: no worker, nothing delivered, no error. Caller holds slot->mutex. */
+extern void outbox_slot_clear_status(OutboxSlot *slot);
 extern void outbox_worker_detach(void);
 extern void outbox_worker_set_exit_reason(OutboxExitReason reason);
 extern void outbox_status_set(const char *worker_state, const char *producer_state);

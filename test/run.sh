@@ -2,17 +2,26 @@
 # Runs every edu_outbox test against real servers and prints "N passed, N failed".
 #
 #   bash test/run.sh            all suites
-#   bash test/run.sh SUITE...   some of: unit regress integration e2e faults
+#   bash test/run.sh SUITE...   some of: unit regress integration e2e faults matrix sanitize
+#
+# sanitize (not in the default list) rebuilds with -fsanitize=address,undefined
+# and runs unit, integration and faults again under the sanitizers.
 #
 # It installs missing dependencies, builds and installs the extension, then
 # starts its own Kafka broker and PostgreSQL cluster (own ports, temp dirs)
-# and removes them afterwards.
+# and removes them afterwards. EDU_OUTBOX_NO_DEPS=1 skips the installing
+# (scripts/matrix.sh runs this script so inside its Debian root filesystems).
+#
+# Kafka versions: unit/regress/integration/e2e use KAFKA_VERSION (default
+# 3.9.1, scripts/kafka/pom.xml), faults FAULTS_KAFKA_VERSION (default 4.4.0,
+# the newest 4.x), matrix its own (scripts/matrix.sh list).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
 suites=("$@")
-[ ${#suites[@]} -eq 0 ] && suites=(unit regress integration e2e faults)
+[ ${#suites[@]} -eq 0 ] && suites=(unit regress integration e2e faults matrix)
+FAULTS_KAFKA_VERSION=${FAULTS_KAFKA_VERSION:-4.4.0}
 
 passed=0
 failed=0
@@ -33,7 +42,9 @@ fail_suite() {
   failures+=("$1")
 }
 
-bash scripts/install-deps.sh || { echo "install-deps failed"; echo "0 passed, 1 failed"; exit 1; }
+if [ -z "${EDU_OUTBOX_NO_DEPS:-}" ]; then
+  bash scripts/install-deps.sh || { echo "install-deps failed"; echo "0 passed, 1 failed"; exit 1; }
+fi
 build_log=$(mktemp)
 if ! make -s >"$build_log" 2>&1 || ! make -s install >>"$build_log" 2>&1; then
   cat "$build_log"; echo "build failed"; echo "$passed passed, 1 failed"; exit 1
@@ -79,8 +90,9 @@ for suite in "${suites[@]}"; do
       if ! start_services; then fail_suite "regress: services did not start"; continue; fi
       make -s installcheck PGHOST="$PGDIR_EDU" PGPORT="$PGPORT_EDU" PGUSER=postgres >"$out" 2>&1
       cat "$out"
-      ok=$(grep -cE '^(test| ) *[a-z_]+ +\.\.\. ok' "$out" || true)
-      nok=$(grep -cE '\.\.\. FAILED' "$out" || true)
+      # PostgreSQL 15 prints "test NAME ... ok", 16 and later TAP ("ok N - NAME")
+      ok=$(grep -cE '^(test| ) *[a-z_]+ +\.\.\. ok|^ok [0-9]+ ' "$out" || true)
+      nok=$(grep -cE '\.\.\. FAILED|^not ok [0-9]+ ' "$out" || true)
       passed=$((passed + ok)); failed=$((failed + nok))
       [ "$nok" -gt 0 ] && { failures+=("regress: see regression.diffs"); cat regression.diffs 2>/dev/null | head -100; }
       [ $((ok + nok)) -eq 0 ] && fail_suite "regress: no test ran"
@@ -110,10 +122,34 @@ for suite in "${suites[@]}"; do
       if [ -n "$services_up" ]; then
         scripts/pg.sh destroy >/dev/null 2>&1; scripts/kafka.sh stop >/dev/null 2>&1; services_up=
       fi
-      bash test/faults/run.sh >"$out" 2>&1
+      echo "# Kafka $FAULTS_KAFKA_VERSION"
+      if ! KAFKA_VERSION=$FAULTS_KAFKA_VERSION scripts/kafka.sh fetch >/dev/null; then
+        fail_suite "faults: Kafka $FAULTS_KAFKA_VERSION jars not fetched"; continue
+      fi
+      KAFKA_VERSION=$FAULTS_KAFKA_VERSION bash test/faults/run.sh >"$out" 2>&1
       cat "$out"
       count_tap faults "$out"
       grep -qE '^1\.\.[0-9]+' "$out" || fail_suite "faults: did not finish"
+      ;;
+    matrix)
+      # Debian 13 and unstable in chroots (scripts/matrix.sh), on the same ports
+      if [ -n "$services_up" ]; then
+        scripts/pg.sh destroy >/dev/null 2>&1; scripts/kafka.sh stop >/dev/null 2>&1; services_up=
+      fi
+      bash scripts/matrix.sh run >"$out" 2>&1
+      cat "$out"
+      count_tap matrix "$out"
+      grep -qE '^1\.\.[0-9]+' "$out" || fail_suite "matrix: did not finish"
+      ;;
+    sanitize)
+      # rebuilds the extension and restarts the services with the sanitizer runtimes
+      if [ -n "$services_up" ]; then
+        scripts/pg.sh destroy >/dev/null 2>&1; scripts/kafka.sh stop >/dev/null 2>&1; services_up=
+      fi
+      bash test/sanitize.sh >"$out" 2>&1
+      cat "$out"
+      count_tap sanitize "$out"
+      grep -qE '^1\.\.[0-9]+' "$out" || fail_suite "sanitize: did not finish"
       ;;
     *) fail_suite "unknown suite $suite" ;;
   esac

@@ -143,9 +143,9 @@ def set_and_reload(**settings):
     time.sleep(1.5)   # the worker applies SIGHUP between chunks
 
 
-def status():
+def status(dbname=None):
     """outbox_status() as a dict."""
-    conn = connect()
+    conn = connect(dbname=dbname)
     try:
         with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
             cur.execute("SELECT * FROM outbox_status()")

@@ -14,9 +14,9 @@ import threading
 import time
 
 import psycopg2.errors
-import psycopg2.extras
 
 sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
 from harness import (DB, connect, consume, first_occurrences, new_topic, publish,  # noqa: E402
                      run, server_log, sql, wait_for_records, wait_until)
 
@@ -40,13 +40,7 @@ def worker_pid(db):
 
 
 def status(db):
-    conn = connect(dbname=db)
-    try:
-        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            cur.execute("SELECT * FROM outbox_status()")
-            return cur.fetchone()
-    finally:
-        conn.close()
+    return harness.status(dbname=db)
 
 
 def topic_status(db):
