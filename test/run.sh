@@ -76,15 +76,27 @@ start_services() {
   services_up=1
 }
 
+# Suites that start their own servers stop ours first, to spare the CPU.
+stop_services() {
+  [ -n "$services_up" ] || return 0
+  scripts/pg.sh destroy >/dev/null 2>&1; scripts/kafka.sh stop >/dev/null 2>&1; services_up=
+}
+
+# run_tap NAME OUT CMD...: runs a command whose output is TAP, shows it and counts it.
+run_tap() {
+  local name=$1 out=$2; shift 2
+  "$@" >"$out" 2>&1
+  cat "$out"
+  count_tap "$name" "$out"
+  grep -qE '^1\.\.[0-9]+' "$out" || fail_suite "$name: did not finish"
+}
+
 for suite in "${suites[@]}"; do
   out=$WORK/$suite.out
   echo "== $suite"
   case $suite in
     unit)
-      bash test/unit/run.sh >"$out" 2>&1
-      cat "$out"
-      count_tap unit "$out"
-      grep -qE '^1\.\.[0-9]+' "$out" || fail_suite "unit: did not finish"
+      run_tap unit "$out" bash test/unit/run.sh
       ;;
     regress)
       if ! start_services; then fail_suite "regress: services did not start"; continue; fi
@@ -103,53 +115,32 @@ for suite in "${suites[@]}"; do
       # it), then test_operations (its dead-letter tests expect none left by others), then the rest
       for t in test_relay test_operations $(cd test/integration && ls test_*.py | sed "s/\.py$//" |
                                             grep -vx -e test_relay -e test_operations); do
-        /usr/bin/python3 "test/integration/$t.py" >"$out.$t" 2>&1
-        cat "$out.$t"
-        count_tap "integration/$t" "$out.$t"
-        grep -qE '^1\.\.[0-9]+' "$out.$t" || fail_suite "integration/$t: did not finish"
+        run_tap "integration/$t" "$out.$t" /usr/bin/python3 "test/integration/$t.py"
       done
       ;;
     e2e)
       # Next.js + Prisma + KafkaJS example, against the same services
       if ! start_services; then fail_suite "e2e: services did not start"; continue; fi
-      bash test/e2e/run.sh >"$out" 2>&1
-      cat "$out"
-      count_tap e2e "$out"
-      grep -qE '^1\.\.[0-9]+' "$out" || fail_suite "e2e: did not finish"
+      run_tap e2e "$out" bash test/e2e/run.sh
       ;;
     faults)
       # starts (and removes) its own brokers and cluster: stop ours first to spare the CPU
-      if [ -n "$services_up" ]; then
-        scripts/pg.sh destroy >/dev/null 2>&1; scripts/kafka.sh stop >/dev/null 2>&1; services_up=
-      fi
+      stop_services
       echo "# Kafka $FAULTS_KAFKA_VERSION"
       if ! KAFKA_VERSION=$FAULTS_KAFKA_VERSION scripts/kafka.sh fetch >/dev/null; then
         fail_suite "faults: Kafka $FAULTS_KAFKA_VERSION jars not fetched"; continue
       fi
-      KAFKA_VERSION=$FAULTS_KAFKA_VERSION bash test/faults/run.sh >"$out" 2>&1
-      cat "$out"
-      count_tap faults "$out"
-      grep -qE '^1\.\.[0-9]+' "$out" || fail_suite "faults: did not finish"
+      run_tap faults "$out" env KAFKA_VERSION="$FAULTS_KAFKA_VERSION" bash test/faults/run.sh
       ;;
     matrix)
       # Debian 13 and unstable in chroots (scripts/matrix.sh), on the same ports
-      if [ -n "$services_up" ]; then
-        scripts/pg.sh destroy >/dev/null 2>&1; scripts/kafka.sh stop >/dev/null 2>&1; services_up=
-      fi
-      bash scripts/matrix.sh run >"$out" 2>&1
-      cat "$out"
-      count_tap matrix "$out"
-      grep -qE '^1\.\.[0-9]+' "$out" || fail_suite "matrix: did not finish"
+      stop_services
+      run_tap matrix "$out" bash scripts/matrix.sh run
       ;;
     sanitize)
       # rebuilds the extension and restarts the services with the sanitizer runtimes
-      if [ -n "$services_up" ]; then
-        scripts/pg.sh destroy >/dev/null 2>&1; scripts/kafka.sh stop >/dev/null 2>&1; services_up=
-      fi
-      bash test/sanitize.sh >"$out" 2>&1
-      cat "$out"
-      count_tap sanitize "$out"
-      grep -qE '^1\.\.[0-9]+' "$out" || fail_suite "sanitize: did not finish"
+      stop_services
+      run_tap sanitize "$out" bash test/sanitize.sh
       ;;
     *) fail_suite "unknown suite $suite" ;;
   esac
