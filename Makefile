@@ -5,6 +5,7 @@ OBJS = \
 	src/settings.o \
 	src/shared_state.o \
 	src/publish.o \
+	src/outbox_insert.o \
 	src/capture_trigger.o \
 	src/capture_ddl.o \
 	src/batch.o \
@@ -15,8 +16,10 @@ OBJS = \
 	src/status.o \
 	src/dead_letter.o \
 	src/durability.o \
+	src/coalesce.o \
 	src/relay_control.o \
 	src/drop_guard.o \
+	src/exactly_once.o \
 	relay/topic.o \
 	relay/properties.o \
 	relay/headers.o \
@@ -24,10 +27,12 @@ OBJS = \
 	relay/delivery.o \
 	relay/errors.o \
 	relay/decide.o \
-	relay/limits.o
+	relay/limits.o \
+	relay/transaction.o \
+	relay/position.o
 
 EXTENSION = edu_outbox
-DATA = sql/edu_outbox--0.1.sql sql/edu_outbox--0.1--0.2.sql
+DATA = sql/edu_outbox--0.1.sql sql/edu_outbox--0.1--0.2.sql sql/edu_outbox--0.2--0.3.sql
 PGFILEDESC = "edu_outbox - transactional outbox relayed to Kafka"
 
 SHLIB_LINK = -lrdkafka -ljansson

@@ -15,8 +15,10 @@ import subprocess
 import sys
 
 TARGETS = {
-    "write": 1.15,          # tps_plain / tps_publish <=
-    "capture": 1.3,         # tps_without / tps_with <=
+    "write": 1.15,          # tps_plain / tps_publish (relay paused) <=
+    "write_dbz": 1.0,       # tps_publish (relay paused) / tps_debezium_insert_delete >=
+    "capture": 1.3,         # tps_without / tps_with (relay paused), 200 B <=
+    "capture_2k": 1.6,      # the same, 2 KB <=
     "tput_ratio": 0.8,      # relay / raw >=
     "tput_abs_200": 30000,  # relay events/s (200 B) >=
     "lat_p50": 5.0,         # ms at 1000/s <=
@@ -133,107 +135,146 @@ def cpu_cells(r):
             fmt(r["machine_busy_pct"], 0) + " %")
 
 
-def ratio_rows(rs, a, b):
-    """per-round b/a ratios"""
+def ratio_rows(rs, a, b, key="tps", build="current"):
+    """per-round b/a ratios of key (tps or pg_cpu_us_per_txn), for one build"""
     out = []
     for rnd in sorted({r["round"] for r in rs}):
-        g = {r["variant"]: r["tps"] for r in rs if r["round"] == rnd}
-        if a in g and b in g:
+        g = {r["variant"]: r.get(key) for r in rs
+             if r["round"] == rnd and r.get("build", "current") in (build, None)}
+        # variants that do not depend on the build (plain, dbz, cap_off) ran with the current one
+        g.update({r["variant"]: r.get(key) for r in rs if r["round"] == rnd and
+                  r["variant"] in ("plain", "dbz", "cap_off")})
+        if g.get(a) and g.get(b):
             out.append(g[b] / g[a])
     return out
 
 
+def median_cell(xs, nd=3):
+    if not xs:
+        return "n/a", None
+    m = statistics.median(xs)
+    return "%s (%s)" % (fmt(m, nd), ", ".join(fmt(x, 2) for x in xs)), m
+
+
+def runs_table(rs, order, names, with_bytes=False):
+    lines = ["| payload | round | build | variant | tps | latency ms | PostgreSQL CPU/txn (us) | "
+             "relay + broker CPU/event (us) | machine busy |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rs, key=lambda r: (r["size"], r["round"], r.get("build", "current") != "current",
+                                       order.index(r["variant"]))):
+        cpu, busy = cpu_cells(r)
+        lab = size_label(r["size"]) + (" (%s)" % r.get("event_bytes", "?") if with_bytes else "")
+        lines.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (
+            lab, r["round"], r.get("build", "current"), names[r["variant"]], fmt(r["tps"]),
+            fmt(r["latency_ms"], 2), fmt(r.get("pg_cpu_us_per_txn"), 0), cpu, busy))
+    return lines
+
+
 def write_section(rows, summary):
     w = [r for r in rows if r["phase"] == "write"]
-    lines = ["## 1. Write cost: `outbox_publish` vs a plain INSERT", "",
+    names = {"publish": "publish", "plain": "plain", "dbz": "Debezium INSERT + DELETE",
+             "publish_paused": "publish, relay paused"}
+    lines = ["## 1. Write cost: `outbox_publish` vs a plain INSERT vs Debezium's outbox INSERT", "",
              "pgbench (`-M prepared`, see the parameters below), one transaction per event, runs "
-             "interleaved per round (publish, plain, publish with the relay paused), a `CHECKPOINT` "
-             "before each run:", "",
-             "- **publish**: `BEGIN; INSERT INTO bench_orders ...; SELECT outbox_publish('bench-write', "
-             ":payload::jsonb, 'k' || :k); COMMIT;` while the relay is running and draining every "
-             "event to Kafka as it commits (the real situation: the relay and the broker share the "
-             "machine's 2 CPUs with the clients and PostgreSQL);",
-             "- **plain**: the same transaction with `INSERT INTO plain_events (topic, key, payload) "
-             "VALUES (...)` instead, into an ordinary table with the outbox's data columns (topic text, "
-             "key text, payload jsonb, headers jsonb, created_at timestamptz default clock_timestamp()) "
-             "and no index;",
-             "- **publish, relay paused** (for diagnosis): publish while `outbox_pause()` holds the "
-             "relay, i.e. the SQL-side cost alone, without the relay and the broker competing for CPU "
-             "(the events are delivered after the run).", "",
-             "CPU/event is the CPU time of the relay process + the Kafka broker per transaction during "
-             "the run, in microseconds; busy is how busy the whole machine was.", "",
-             "| payload | round | variant | tps | latency ms | relay + broker CPU/event (us) | machine busy |",
-             "|---|---|---|---|---|---|---|"]
+             "interleaved per round, a `CHECKPOINT` before each run. Every transaction first inserts "
+             "a business row (`INSERT INTO bench_orders ...`), then writes its event:", "",
+             "- **publish**: `SELECT outbox_publish('bench-write', :payload::jsonb, 'k' || :k)` while "
+             "the relay runs and sends every event to Kafka as it commits (the relay and the broker "
+             "share the machine's 2 CPUs with the clients and PostgreSQL);",
+             "- **publish, relay paused**: the same while `outbox_pause()` holds the relay: the "
+             "SQL-side cost of the write alone (the events are delivered after the run);",
+             "- **plain**: `INSERT INTO plain_events (topic, key, payload) VALUES (...)`, an ordinary "
+             "table with the outbox's data columns (topic text, key text, payload jsonb, headers "
+             "jsonb, created_at timestamptz default clock_timestamp()), no index, nothing reads it;",
+             "- **Debezium INSERT + DELETE**: Debezium's outbox write with its cleanup in the same "
+             "transaction, as `bench/debezium.sh` measures it: `INSERT INTO dbz_write (aggregatetype, "
+             "aggregateid, type, payload) ...; DELETE FROM dbz_write WHERE id = (SELECT "
+             "currval(...))` (bigserial primary key). Only the SQL: no connector decodes it here, just "
+             "as no relay sends the paused publish, so the two compare the same thing.", "",
+             "PostgreSQL CPU/txn is the CPU time of the whole cluster (backends, relay, WAL writer, "
+             "...) per transaction: less disturbed by other work on the machine than tps, since it "
+             "does not count the time a process waits for a CPU. Relay + broker CPU/event and machine "
+             "busy as in the other sections.", ""]
+    if any(r.get("build") == "baseline" for r in w):
+        lines += ["Rows of build **baseline** ran `%s`'s `edu_outbox.so` in the same rounds "
+                  "(the library swapped with a restart)." % ENV[0].get("write_baseline", "?"), ""]
+    lines += runs_table(w, ["publish", "plain", "dbz", "publish_paused"], names)
+    lines += ["", "Ratios per payload size: the median of the rounds' ratios, each round's in brackets. "
+              "A tps ratio above 1 means the second is faster; a CPU ratio compares "
+              "PostgreSQL CPU/txn the same way round (cost ratio).", "",
+              "| payload | build | plain / publish paused (tps) | same, CPU/txn | publish paused / Debezium (tps) | "
+              "same, CPU/txn (Debezium / publish paused) | plain / publish, relay running (tps) | "
+              "publish, relay running / Debezium (tps) |", "|---|---|---|---|---|---|---|---|"]
     for size in sorted({r["size"] for r in w}):
         rs = [r for r in w if r["size"] == size]
-        for r in sorted(rs, key=lambda r: (r["round"], ["publish", "plain", "publish_paused"].index(r["variant"]))):
-            cpu, busy = cpu_cells(r)
-            lines.append("| %s | %d | %s | %s | %s | %s | %s |" % (
-                size_label(size), r["round"], r["variant"].replace("_", ", relay "), fmt(r["tps"]),
-                fmt(r["latency_ms"], 2), cpu, busy))
-    lines += ["", "| payload | mean tps publish | mean tps plain | mean tps publish (relay paused) | "
-              "**plain/publish: median of rounds** | plain/publish: ratio of means (per round) | "
-              "plain/publish paused: median of rounds (per round) |", "|---|---|---|---|---|---|---|"]
-    for size in sorted({r["size"] for r in w}):
-        rs = [r for r in w if r["size"] == size]
-        pub = mean([r["tps"] for r in rs if r["variant"] == "publish"])
-        pla = mean([r["tps"] for r in rs if r["variant"] == "plain"])
-        pau = mean([r["tps"] for r in rs if r["variant"] == "publish_paused"])
-        pr = ratio_rows(rs, "publish", "plain")
-        pp = ratio_rows(rs, "publish_paused", "plain")
-        ratio = statistics.median(pr) if pr else pla / pub
-        lines.append("| %s | %s | %s | %s | **%s** | %s (%s) | %s (%s) |" % (
-            size_label(size), fmt(pub), fmt(pla), fmt(pau), fmt(ratio, 3), fmt(pla / pub, 3),
-            ", ".join(fmt(x, 2) for x in pr),
-            fmt(statistics.median(pp), 3) if pp else "n/a", ", ".join(fmt(x, 2) for x in pp)))
-        summary.append(("1", "write cost, %s: tps_plain / tps_publish (median of rounds)" % size_label(size),
-                        "<= %.2f" % TARGETS["write"], fmt(ratio, 3), ratio <= TARGETS["write"]))
-    lines += ["", "Each round runs the variants back to back, so a round's ratio compares runs a few "
-              "seconds apart. The headline ratio is the median of the rounds' ratios, which one "
-              "disturbed run cannot move much on this shared machine. The ratio of the mean tps and "
-              "the per-round ratios are given next to it to show the noise.", ""]
+        for build in ["current", "baseline"]:
+            if not any(r.get("build", "current") == build for r in rs):
+                continue
+            pp, m_pp = median_cell(ratio_rows(rs, "publish_paused", "plain", build=build))
+            pc, m_pc = median_cell(ratio_rows(rs, "plain", "publish_paused", "pg_cpu_us_per_txn", build=build))
+            pd, m_pd = median_cell(ratio_rows(rs, "dbz", "publish_paused", build=build))
+            dc, m_dc = median_cell(ratio_rows(rs, "publish_paused", "dbz", "pg_cpu_us_per_txn", build=build))
+            rr, _ = median_cell(ratio_rows(rs, "publish", "plain", build=build))
+            rd, _ = median_cell(ratio_rows(rs, "dbz", "publish", build=build))
+            lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                size_label(size), build, pp, pc, pd, dc, rr, rd))
+            if build == "current" and m_pp is not None:
+                summary.append(("1", "write cost, %s: tps plain / tps publish (relay paused)" % size_label(size),
+                                "<= %.2f" % TARGETS["write"], fmt(m_pp, 3), m_pp <= TARGETS["write"]))
+            if build == "current" and m_pd is not None:
+                summary.append(("1", "write, %s: tps publish (relay paused) / tps Debezium INSERT + DELETE"
+                                % size_label(size), ">= %.1f" % TARGETS["write_dbz"], fmt(m_pd, 3),
+                                m_pd >= TARGETS["write_dbz"]))
+            if build == "current" and m_pc is not None and m_dc is not None:
+                summary.append(("1", "the same two, %s, by PostgreSQL CPU/txn: publish (paused) / plain; "
+                                "Debezium / publish (paused)" % size_label(size),
+                                "<= %.2f; >= %.1f" % (TARGETS["write"], TARGETS["write_dbz"]),
+                                "%s; %s" % (fmt(m_pc, 3), fmt(m_dc, 3)),
+                                m_pc <= TARGETS["write"] and m_dc >= TARGETS["write_dbz"]))
+    lines += ["", "The targets (issue 13, goal 5) compare the SQL-side write: publish with the relay "
+              "paused against the plain INSERT and against Debezium's INSERT + DELETE, neither "
+              "of which has a pipeline reading it here. With the relay running, the relay's and the "
+              "broker's CPU per event (see the runs) compete with the writers for the 2 CPUs; that "
+              "cost is the pipeline's (issue 13, goal 3), and Debezium's connector and walsender "
+              "have theirs (bench/results/DEBEZIUM.md).", ""]
     return lines
 
 
 def capture_section(rows, summary):
     c = [r for r in rows if r["phase"] == "capture"]
+    names = {"cap_on": "with trigger", "cap_off": "without", "cap_on_paused": "with trigger, relay paused"}
     lines = ["## 2. Capture trigger cost", "",
              "pgbench, one single-row `INSERT INTO cap_on|cap_off (customer, amount, note) VALUES "
              "(...)` per transaction (autocommit). `cap_on` has the trigger from "
              "`outbox_capture_table('cap_on', 'bench-capture')`; `cap_off` is the same table "
              "without it. `note` is sized so that the captured event's payload (the row as JSON with "
-             "op, table and schema) has about the payload size. Runs interleaved per round, relay "
-             "running and draining.", "",
-             "| payload (captured event bytes) | round | variant | tps | latency ms | relay + broker CPU/event (us) | machine busy |",
-             "|---|---|---|---|---|---|---|"]
+             "op, table and schema; its bytes in brackets) has about the payload size. Runs "
+             "interleaved per round: with the trigger and the relay running, without the trigger, "
+             "and with the trigger and the relay paused.", ""]
+    if any(r.get("build") == "baseline" for r in c):
+        lines += ["Rows of build **baseline** ran `%s`'s `edu_outbox.so` in the same rounds."
+                  % ENV[0].get("write_baseline", "?"), ""]
+    lines += runs_table(c, ["cap_on", "cap_off", "cap_on_paused"], names, with_bytes=True)
+    lines += ["", "| payload | build | without / with, relay paused (tps) | same, CPU/txn | "
+              "without / with, relay running (tps) | same, CPU/txn |", "|---|---|---|---|---|---|"]
     for size in sorted({r["size"] for r in c}):
         rs = [r for r in c if r["size"] == size]
-        eb = rs[0].get("event_bytes", "?")
-        order = ["cap_on", "cap_off", "cap_on_paused"]
-        names = {"cap_on": "with trigger", "cap_off": "without", "cap_on_paused": "with trigger, relay paused"}
-        for r in sorted(rs, key=lambda r: (r["round"], order.index(r["variant"]))):
-            cpu, busy = cpu_cells(r)
-            lines.append("| %s (%s) | %d | %s | %s | %s | %s | %s |" % (
-                size_label(size), eb, r["round"], names[r["variant"]],
-                fmt(r["tps"]), fmt(r["latency_ms"], 2), cpu, busy))
-    lines += ["", "| payload | mean tps with trigger | mean tps without | mean tps with trigger, relay paused | "
-              "**without/with: median of rounds** | ratio of means (per round) | without/with relay paused: "
-              "median of rounds (per round) |", "|---|---|---|---|---|---|---|"]
-    for size in sorted({r["size"] for r in c}):
-        rs = [r for r in c if r["size"] == size]
-        on = mean([r["tps"] for r in rs if r["variant"] == "cap_on"])
-        off = mean([r["tps"] for r in rs if r["variant"] == "cap_off"])
-        onp = mean([r["tps"] for r in rs if r["variant"] == "cap_on_paused"])
-        pr = ratio_rows(rs, "cap_on", "cap_off")
-        pp = ratio_rows(rs, "cap_on_paused", "cap_off")
-        ratio = statistics.median(pr) if pr else off / on
-        lines.append("| %s | %s | %s | %s | **%s** | %s (%s) | %s (%s) |" % (
-            size_label(size), fmt(on), fmt(off), fmt(onp), fmt(ratio, 3), fmt(off / on, 3),
-            ", ".join(fmt(x, 2) for x in pr),
-            fmt(statistics.median(pp), 3) if pp else "n/a", ", ".join(fmt(x, 2) for x in pp)))
-        summary.append(("2", "capture trigger cost, %s: tps_without / tps_with (median of rounds)" % size_label(size),
-                        "<= %.1f" % TARGETS["capture"], fmt(ratio, 3), ratio <= TARGETS["capture"]))
-    lines.append("")
+        target = TARGETS["capture"] if size <= 1024 else TARGETS["capture_2k"]
+        for build in ["current", "baseline"]:
+            if not any(r.get("build", "current") == build for r in rs):
+                continue
+            pp, m_pp = median_cell(ratio_rows(rs, "cap_on_paused", "cap_off", build=build))
+            pc, m_pc = median_cell(ratio_rows(rs, "cap_off", "cap_on_paused", "pg_cpu_us_per_txn", build=build))
+            rr, _ = median_cell(ratio_rows(rs, "cap_on", "cap_off", build=build))
+            rc, _ = median_cell(ratio_rows(rs, "cap_off", "cap_on", "pg_cpu_us_per_txn", build=build))
+            lines.append("| %s | %s | %s | %s | %s | %s |" % (size_label(size), build, pp, pc, rr, rc))
+            if build == "current" and m_pp is not None:
+                summary.append(("2", "capture trigger cost, %s: tps without / tps with (relay paused)"
+                                % size_label(size), "<= %.1f" % target, fmt(m_pp, 3), m_pp <= target))
+            if build == "current" and m_pc is not None:
+                summary.append(("2", "the same, %s, by PostgreSQL CPU/txn: with (paused) / without"
+                                % size_label(size), "<= %.1f" % target, fmt(m_pc, 3), m_pc <= target))
+    lines += ["", "The target compares the trigger's own cost (relay paused); with the relay running, "
+              "its and the broker's CPU per event come on top (see the runs).", ""]
     return lines
 
 
@@ -513,17 +554,19 @@ def main():
         durability_report(rows, env, out, data_out)
         return
     # drop what an earlier run of the same mode left (the other mode's files stay)
+    prefix = {"all": "", "sustained": "sustained_", "write": "write_"}[mode]
     for name in os.listdir(data_out):
-        if name.startswith("sustained") == (mode == "sustained"):
+        if (name.startswith(prefix) if prefix else
+                not name.startswith(("sustained", "write_"))):
             os.unlink(os.path.join(data_out, name))
-    stale = ["SUSTAINED.md", "sustained_table_size.png"] if mode == "sustained" else \
-        ["REPORT.md", "throughput.png", "latency_cdf.png", "table_size_short.png"]
+    stale = {"sustained": ["SUSTAINED.md", "sustained_table_size.png"], "write": ["WRITE.md"]}.get(
+        mode, ["REPORT.md", "throughput.png", "latency_cdf.png", "table_size_short.png"])
     for name in stale:
         if os.path.exists(os.path.join(out, name)):
             os.unlink(os.path.join(out, name))
     for name in ["results.jsonl", "env.txt", "pg_settings.txt", "kafka_server.properties", "free.txt"]:
         if os.path.exists(os.path.join(data, name)):
-            shutil.copy(os.path.join(data, name), os.path.join(data_out, name if mode == "all" else "sustained_" + name))
+            shutil.copy(os.path.join(data, name), os.path.join(data_out, prefix + name))
     end = json.loads(read(data, "end.json", "{}") or "{}")
 
     if mode == "sustained":
@@ -541,6 +584,22 @@ def main():
     body = []
     body += write_section(rows, summary)
     body += capture_section(rows, summary)
+    if mode == "write":
+        head = ["# edu_outbox write-path benchmark", "",
+                "Generated by `bash bench/run.sh write` on %s at commit `%s`%s; measuring took %s min. "
+                "Issue 13, goal 5: what `outbox_publish()` and the capture trigger cost the writing "
+                "transaction. No pass/fail assertions; all comparisons side by side in this one run "
+                "on a small shared machine, so read the ratios and their spread." % (
+                    env.get("date"), env.get("git"),
+                    " (plus %s locally modified files)" % env["git_modified"] if env.get("git_modified", "0") != "0" else "",
+                    fmt(end.get("measure_seconds", 0) / 60.0, 1)), "",
+                "## Targets", "", "| # | measure | target | this run | |", "|---|---|---|---|---|"]
+        head += ["| %s | %s | %s | %s | %s |" % (sec, what, target, got, met(ok))
+                 for sec, what, target, got, ok in summary]
+        doc = head + [""] + body + machine_section(env, data) + settings_section(env, data)
+        with open(os.path.join(out, "WRITE.md"), "w") as f:
+            f.write("\n".join(doc) + "\n")
+        return
     body += tput_section(rows, summary, out, data_out)
     body += latency_section(rows, summary, out, data_out)
     body += sustained_section(rows, "short_sustained", out, data_out,

@@ -12,6 +12,17 @@
 #                                  at 1k events/s with and without the WAL flush and
 #                                  with wait_for_standbys = on against a local standby;
 #                                  writes bench/results/DURABILITY.md (~3 min)
+#   bash bench/run.sh write        only the write path (issue 13, goal 5): publish vs a
+#                                  plain INSERT vs Debezium's INSERT + DELETE, capture
+#                                  trigger vs none; BENCH_WRITE_BASELINE_REF=REF adds
+#                                  that commit's edu_outbox.so side by side; writes
+#                                  bench/results/WRITE.md (~8 min, ~12 with a baseline)
+#   bash bench/run.sh cycle        the relay's per-cycle cost (issue 13): latency and CPU
+#                                  per event at 1k events/s, the baseline relay
+#                                  (BENCH_BASELINE_REF) against this one with
+#                                  edu_outbox.coalesce_window = BENCH_CYCLE_WINDOWS (ms,
+#                                  or ms/librdkafka-properties, e.g. "2/linger.ms=0"),
+#                                  interleaved; writes bench/results/CYCLE.md
 #   BENCH_PEERS=debezium bash bench/run.sh [debezium]
 #                                  adds Debezium (Kafka Connect + PostgreSQL connector +
 #                                  Outbox Event Router, bench/debezium.sh) side by side;
@@ -29,7 +40,7 @@ BENCH=$ROOT/bench
 cd "$ROOT"
 
 MODE=${1:-all}
-case $MODE in all|sustained|durability|debezium) ;; *) echo "usage: $0 [all|sustained|durability|debezium]" >&2; exit 2 ;; esac
+case $MODE in all|sustained|durability|debezium|write|cycle) ;; *) echo "usage: $0 [all|sustained|durability|debezium|write|cycle]" >&2; exit 2 ;; esac
 PEERS=${BENCH_PEERS:-}
 [ "$MODE" = debezium ] && PEERS="$PEERS debezium"
 has_peer() { case " $PEERS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
@@ -72,6 +83,9 @@ export PGPORT_EDU=${BENCH_PG_PORT:-54359}
 STANDBY_PORT=${BENCH_STANDBY_PORT:-$((PGPORT_EDU + 1))}
 DUR_RATE=${BENCH_DURABILITY_RATE:-1000}
 DUR_ROUNDS=${BENCH_DURABILITY_ROUNDS:-3}
+CYCLE_ROUNDS=${BENCH_CYCLE_ROUNDS:-2}
+CYCLE_WINDOWS=${BENCH_CYCLE_WINDOWS:-"0 1 2 5"}
+CYCLE_BUSY=${BENCH_CYCLE_BUSY:-0}                    # 1: a pgbench client on another table meanwhile
 export OUTBOX_DB=bench
 BROKER=127.0.0.1:$KAFKA_PORT
 OUT=${BENCH_OUT:-$BENCH/results}
@@ -158,6 +172,10 @@ q "CREATE TABLE bench_orders (id bigserial PRIMARY KEY, customer int NOT NULL,
 # the plain table has the outbox's data columns and nothing else
 q "CREATE TABLE plain_events (topic text NOT NULL, key text, payload jsonb NOT NULL,
      headers jsonb, created_at timestamptz NOT NULL DEFAULT clock_timestamp())"
+# Debezium's outbox table, for its write cost only (no connector reads it):
+# each writer deletes its row again in the same transaction (bench/debezium.sh)
+q "CREATE TABLE dbz_write (id bigserial PRIMARY KEY, aggregatetype text NOT NULL,
+     aggregateid text NOT NULL, type text NOT NULL, payload jsonb)"
 for t in cap_on cap_off; do
   q "CREATE TABLE $t (id bigserial PRIMARY KEY, customer int NOT NULL, amount numeric(12,2) NOT NULL,
        note text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
@@ -256,6 +274,17 @@ cpu_snap() {
   local rpid; rpid=$(relay_pid)
   echo "$(proc_cpu "$rpid") $(proc_cpu "$(kafka_pid)") $(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat) $(relay_segs "$rpid")"
 }
+# CPU seconds of the whole PostgreSQL cluster: the postmaster with the backends it
+# reaped (cutime, cstime) and its live children (relay, walwriter, open backends)
+pg_cpu() {
+  local pm; pm=$(head -1 "$PGDIR_EDU/data/postmaster.pid")
+  # cat, not awk's own file list: a process may end between the glob and the read
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v pm="$pm" '{
+      pid = $1; line = $0; sub(/^.*\) /, "", line); split(line, f, " ")
+      if (pid == pm) t += f[12] + f[13] + f[14] + f[15]
+      else if (f[2] == pm) t += f[12] + f[13]
+    } END { printf "%.2f", t / 100 }'
+}
 # JSON fields for the CPU use between two snapshots and N events
 cpu_json() {
   awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN {
@@ -280,6 +309,15 @@ cat >"$WORK/plain.sql" <<'SQL'
 BEGIN;
 INSERT INTO bench_orders (customer, amount) VALUES (:c, 10.5);
 INSERT INTO plain_events (topic, key, payload) VALUES ('bench-write', 'k' || :k, :payload::jsonb);
+COMMIT;
+SQL
+cat >"$WORK/dbz_write.sql" <<'SQL'
+\set c random(1, 100000)
+\set k :c % 1000
+BEGIN;
+INSERT INTO bench_orders (customer, amount) VALUES (:c, 10.5);
+INSERT INTO dbz_write (aggregatetype, aggregateid, type, payload) VALUES ('bench-write', 'k' || :k, 'bench', :payload::jsonb);
+DELETE FROM dbz_write WHERE id = (SELECT currval('dbz_write_id_seq'));
 COMMIT;
 SQL
 cat >"$WORK/cap_on.sql" <<'SQL'
@@ -367,56 +405,106 @@ warm_up() {
 }
 
 # ---------------------------------------------------------------- 1. write cost
+# Issue 13, goal 5. With BENCH_WRITE_BASELINE_REF the rounds also run that
+# commit's edu_outbox.so (only the library is swapped, with a restart: its SQL
+# must be the current one's), so that before and after share one run.
+WRITE_BASE_REF=${BENCH_WRITE_BASELINE_REF:-}
+CUR_BUILD=current
+prepare_write_builds() {
+  [ -n "$WRITE_BASE_REF" ] || return 0
+  log "building the write baseline $(git log -1 --format=%h "$WRITE_BASE_REF")"
+  mkdir -p "$WORK/write-baseline"
+  git archive "$WRITE_BASE_REF" | tar -x -C "$WORK/write-baseline"
+  make -s -C "$WORK/write-baseline" >/dev/null 2>&1 || die "the baseline $WRITE_BASE_REF does not build"
+  cp "$(pg_config --pkglibdir)/edu_outbox.so" "$WORK/edu_outbox.current.so"
+  echo "write_baseline=$(git log -1 --format='%h %s' "$WRITE_BASE_REF")" >>"$DATA/env.txt"
+}
+use_build() {   # current | baseline: install that edu_outbox.so, restart, warm up
+  [ -n "$WRITE_BASE_REF" ] && [ "$CUR_BUILD" != "$1" ] || return 0
+  if [ "$1" = baseline ]; then
+    cp "$WORK/write-baseline/edu_outbox.so" "$(pg_config --pkglibdir)/edu_outbox.so"
+  else
+    cp "$WORK/edu_outbox.current.so" "$(pg_config --pkglibdir)/edu_outbox.so"
+  fi
+  scripts/pg.sh restart >/dev/null
+  for _ in $(seq 1 50); do [ -n "$(relay_pid)" ] && break; sleep 0.2; done
+  [ -n "$(relay_pid)" ] || die "the relay did not come back after the restart"
+  CUR_BUILD=$1
+  pgb -c "$CLIENTS" -j "$THREADS" -T 2 -f "$WORK/publish.sql" -D "payload=$(cat "$(payload_file 200)")" >/dev/null
+  pgb -c "$CLIENTS" -j "$THREADS" -T 1 -f "$WORK/cap_on.sql" -D "note=warm-up" >/dev/null
+  wait_drained 120 || true
+}
+
+# write_variant PHASE SIZE ROUND VARIANT SCRIPT PGBENCH_ARGS...: one recorded pgbench
+# run; a VARIANT ending in _paused runs with the relay paused. WRITE_EXTRA: more JSON.
+WRITE_EXTRA=
+write_variant() {
+  local phase=$1 size=$2 round=$3 variant=$4 script=$5 res c0 c1 p0 p1 tps lat n paused=
+  shift 5
+  case $variant in *_paused) paused=1 ;; esac
+  q "CHECKPOINT"
+  [ -n "$paused" ] && relay_pause
+  c0=$(cpu_snap); p0=$(pg_cpu)
+  res=$(pgbench_run "$WORK/$script.sql" "$@")
+  c1=$(cpu_snap); p1=$(pg_cpu)
+  [ -n "$paused" ] && relay_resume
+  read -r tps lat n <<<"$res"
+  log "   ${size}B round $round $variant ($CUR_BUILD): tps=$tps latency=$lat ms"
+  rec "{\"phase\": \"$phase\", \"size\": $size, $WRITE_EXTRA\"round\": $round, \"variant\": \"$variant\", \"build\": \"$CUR_BUILD\", \"tps\": $tps, \"latency_ms\": $lat, \"transactions\": $n, \"pg_cpu_us_per_txn\": $(calc "round(($p1 - $p0) * 1e6 / max($n, 1), 1)"), $(cpu_json "$c0" "$c1" "$n"), \"load\": $(loadavg)}"
+  case $variant in plain|dbz|cap_off) ;; *) wait_drained 300 || true ;; esac
+}
+
 phase_write() {
-  log "1. write cost: publish vs plain INSERT (pgbench -c $CLIENTS -j $THREADS -T $WRITE_SECS, $ROUNDS rounds)"
-  local size round variant pf res c0 c1 tps lat n
+  log "1. write cost: publish vs plain INSERT vs Debezium's INSERT + DELETE (pgbench -c $CLIENTS -j $THREADS -T $WRITE_SECS, $ROUNDS rounds)"
+  local size round variant pf
   for size in $SIZES; do
     pf=$(payload_file "$size")
     for round in $(seq 1 "$ROUNDS"); do
-      for variant in publish plain publish_paused; do
-        q "CHECKPOINT"
-        [ "$variant" = publish_paused ] && relay_pause
-        c0=$(cpu_snap)
+      use_build current
+      for variant in publish plain dbz publish_paused; do
         case $variant in
-          publish|publish_paused) res=$(pgbench_run "$WORK/publish.sql" -D "payload=$(cat "$pf")") ;;
-          plain) res=$(pgbench_run "$WORK/plain.sql" -D "payload=$(cat "$pf")") ;;
+          publish|publish_paused) write_variant write "$size" "$round" "$variant" publish -D "payload=$(cat "$pf")" ;;
+          plain) write_variant write "$size" "$round" plain plain -D "payload=$(cat "$pf")" ;;
+          dbz) write_variant write "$size" "$round" dbz dbz_write -D "payload=$(cat "$pf")" ;;
         esac
-        c1=$(cpu_snap)
-        [ "$variant" = publish_paused ] && relay_resume
-        read -r tps lat n <<<"$res"
-        log "   ${size}B round $round $variant: tps=$tps latency=$lat ms"
-        rec "{\"phase\": \"write\", \"size\": $size, \"round\": $round, \"variant\": \"$variant\", \"tps\": $tps, \"latency_ms\": $lat, \"transactions\": $n, $(cpu_json "$c0" "$c1" "$n"), \"load\": $(loadavg)}"
-        [ "$variant" = plain ] || wait_drained 300 || true
       done
+      if [ -n "$WRITE_BASE_REF" ]; then
+        use_build baseline
+        for variant in publish publish_paused; do
+          write_variant write "$size" "$round" "$variant" publish -D "payload=$(cat "$pf")"
+        done
+      fi
     done
   done
+  use_build current
 }
 
 # ---------------------------------------------------------------- 2. capture trigger cost
 phase_capture() {
   log "2. capture trigger cost: INSERT with vs without outbox_capture trigger"
-  local size round variant base note res c0 c1 tps lat n
+  local size round variant base note
   for size in $SIZES; do
     # note length so that the captured event's payload is about SIZE bytes
     base=$(q "BEGIN; INSERT INTO cap_on (customer, amount, note) VALUES (12345, 10.5, '');
               SELECT length(payload::text) FROM edu_outbox.outbox WHERE topic = 'bench-capture' ORDER BY id DESC LIMIT 1;
               ROLLBACK;" | tail -1)
     note=$(head -c $(( (size - base) / 2 + 1 )) /dev/urandom | od -An -tx1 | tr -d ' \n' | head -c $((size - base)))
+    WRITE_EXTRA="\"event_bytes\": $((base + ${#note})), "
     for round in $(seq 1 "$ROUNDS"); do
+      use_build current
       for variant in cap_on cap_off cap_on_paused; do
-        q "CHECKPOINT"
-        [ "$variant" = cap_on_paused ] && relay_pause
-        c0=$(cpu_snap)
-        res=$(pgbench_run "$WORK/${variant%_paused}.sql" -D "note=$note")
-        c1=$(cpu_snap)
-        [ "$variant" = cap_on_paused ] && relay_resume
-        read -r tps lat n <<<"$res"
-        log "   ${size}B round $round $variant: tps=$tps latency=$lat ms"
-        rec "{\"phase\": \"capture\", \"size\": $size, \"event_bytes\": $((base + ${#note})), \"round\": $round, \"variant\": \"$variant\", \"tps\": $tps, \"latency_ms\": $lat, \"transactions\": $n, $(cpu_json "$c0" "$c1" "$n"), \"load\": $(loadavg)}"
-        [ "$variant" = cap_off ] || wait_drained 300 || true
+        write_variant capture "$size" "$round" "$variant" "${variant%_paused}" -D "note=$note"
       done
+      if [ -n "$WRITE_BASE_REF" ]; then
+        use_build baseline
+        for variant in cap_on cap_on_paused; do
+          write_variant capture "$size" "$round" "$variant" cap_on -D "note=$note"
+        done
+      fi
     done
   done
+  WRITE_EXTRA=
+  use_build current
 }
 
 # ---------------------------------------------------------------- 3. relay throughput
@@ -697,6 +785,82 @@ phase_durability() {
   stop_standby
 }
 
+# ---------------------------------------------------------------- 7. relay cycle
+# What a relay cycle costs at a moderate rate (issue 13): the relay of
+# BENCH_BASELINE_REF (default: the merge base with main) swapped in as the .so
+# only, against this one with each coalesce window, interleaved per round.
+phase_cycle() {
+  local ref current=$WORK/edu_outbox.current.so round v w props busy=
+  ref=${BENCH_BASELINE_REF:-$(git merge-base HEAD main)}
+  log "7. relay cycle: $DUR_RATE events/s of 200 B, ${LAT_SECS}s per variant, baseline $(git log -1 --format=%h "$ref"), windows $CYCLE_WINDOWS"
+  mkdir -p "$WORK/baseline"
+  git archive "$ref" | tar -x -C "$WORK/baseline"
+  make -s -C "$WORK/baseline" >/dev/null 2>&1 || die "the baseline $ref does not build"
+  cp "$(pg_config --pkglibdir)/edu_outbox.so" "$current"
+  echo "baseline=$(git log -1 --format='%h %s' "$ref")" >>"$DATA/env.txt"
+  echo "cycle_rate=$DUR_RATE" >>"$DATA/env.txt"
+  echo "cycle_busy=$CYCLE_BUSY" >>"$DATA/env.txt"
+  echo "cycle_windows=$CYCLE_WINDOWS" >>"$DATA/env.txt"
+  if [ "$CYCLE_BUSY" = 1 ]; then
+    q "CREATE TABLE IF NOT EXISTS busy_t (id int PRIMARY KEY, n bigint NOT NULL DEFAULT 0)"
+    q "INSERT INTO busy_t SELECT g FROM generate_series(1, 1000) g ON CONFLICT DO NOTHING"
+    printf '\\set i random(1, 1000)\nUPDATE busy_t SET n = n + 1 WHERE id = :i;\n' >"$WORK/busy.sql"
+    ( exec "$PGBIN/pgbench" -h "$PGDIR_EDU" -p "$PGPORT_EDU" -U postgres -n -M prepared -c 1 -T 100000 \
+        -f "$WORK/busy.sql" bench >/dev/null 2>&1 ) &
+    BUSY_PID=$!
+    busy=_busy
+  fi
+  for round in $(seq 1 "$CYCLE_ROUNDS"); do
+    use_library "$WORK/baseline/edu_outbox.so"
+    cycle_run "baseline$busy" "$round"
+    use_library "$current"
+    for v in $CYCLE_WINDOWS; do
+      # W or W/PROPERTIES: the window in ms, and librdkafka properties for the producer
+      w=${v%%/*}; props=; [ "$v" != "$w" ] && props=${v#*/}
+      q "ALTER SYSTEM SET edu_outbox.coalesce_window = '${w}ms'"
+      q "ALTER SYSTEM SET edu_outbox.kafka_properties = '$props'"
+      q "SELECT pg_reload_conf()" >/dev/null
+      sleep 1
+      cycle_run "window_${w}ms${props:+_$props}$busy" "$round"
+    done
+    q "ALTER SYSTEM RESET edu_outbox.coalesce_window" && q "ALTER SYSTEM RESET edu_outbox.kafka_properties"
+    q "SELECT pg_reload_conf()" >/dev/null
+  done
+  if [ -n "${BUSY_PID:-}" ]; then kill -TERM "$BUSY_PID" 2>/dev/null; wait "$BUSY_PID" 2>/dev/null || true; BUSY_PID=; fi
+}
+
+# CPU seconds of a process's main thread only (the relay's SQL side, without librdkafka's threads)
+thread_cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/task/$1/stat" 2>/dev/null || echo 0; }
+# scans of relay_state so far: the relay reads it at least once a cycle (the paused flag)
+relay_state_reads() {
+  q "SELECT seq_scan + coalesce(idx_scan, 0) FROM pg_stat_user_tables WHERE schemaname = 'edu_outbox' AND relname = 'relay_state'"
+}
+
+# cycle_run VARIANT ROUND: latency and CPU at DUR_RATE events/s of 200 B, phase "cycle"
+cycle_run() {
+  local name=$1 round=$2 pf topic pubres stats c0 c1 n rpid m0 m1 s0 s1 extra
+  pf=$(payload_file 200)
+  topic=bench-cycle-$(echo "$name" | tr -c "A-Za-z0-9._\n-" _)-$round-$RUN_ID
+  start_consumer "$topic" "$WORK/cycle_cons.txt"
+  rpid=$(relay_pid)
+  m0=$(thread_cpu "$rpid"); s0=$(relay_state_reads)
+  c0=$(cpu_snap)
+  pubres=$("$BUILD/publisher" -d "$CONNINFO" -t "$topic" -r "$DUR_RATE" -s "$LAT_SECS" -w "$LAT_WARMUP" \
+           -p "$(pub_procs "$DUR_RATE")" -f "$pf" -o "$WORK/cycle_pub.txt")
+  c1=$(cpu_snap)
+  m1=$(thread_cpu "$rpid")
+  wait_drained 120 || true
+  sleep 1
+  stop_consumer
+  stats=$(/usr/bin/python3 "$BENCH/latency_stats.py" "$WORK/cycle_pub.txt" "$WORK/cycle_cons.txt" /dev/null)
+  n=$(wc -l <"$WORK/cycle_pub.txt")
+  # the relay flushes its table statistics at most once a second, and polls every second when idle
+  sleep 2; s1=$(relay_state_reads)
+  extra="\"relay_main_thread_us_per_event\": $(calc "round(($m1 - $m0) / $n * 1e6, 1)"), \"relay_state_reads_per_event\": $(calc "round(($s1 - $s0) / $n, 3)")"
+  log "   round $round $name: $stats $(cpu_json "$c0" "$c1" "$n") $extra"
+  rec "{\"phase\": \"cycle\", \"variant\": \"$name\", \"round\": $round, \"rate\": $DUR_RATE, $(cpu_json "$c0" "$c1" "$n"), $extra, \"load\": $(loadavg), \"publisher\": $pubres, \"stats\": $stats}"
+}
+
 # ---------------------------------------------------------------- main
 record_environment
 warm_up
@@ -707,7 +871,14 @@ elif [ "$MODE" = durability ]; then
   phase_durability
 elif [ "$MODE" = debezium ]; then
   phase_debezium
+elif [ "$MODE" = write ]; then
+  prepare_write_builds
+  phase_write
+  phase_capture
+elif [ "$MODE" = cycle ]; then
+  phase_cycle
 else
+  prepare_write_builds
   phase_write
   phase_capture
   phase_throughput
@@ -719,6 +890,10 @@ echo "{\"measure_seconds\": $(( $(date +%s) - T_START )), \"loadavg_end\": \"$(c
 
 log "writing the report and plots to $OUT"
 mkdir -p "$OUT"
-[ "$MODE" = debezium ] || /usr/bin/python3 "$BENCH/report.py" "$MODE" "$DATA" "$OUT"
+if [ "$MODE" = cycle ]; then
+  /usr/bin/python3 "$BENCH/cycle_report.py" "$DATA" "$OUT"
+elif [ "$MODE" != debezium ]; then
+  /usr/bin/python3 "$BENCH/report.py" "$MODE" "$DATA" "$OUT"
+fi
 has_peer debezium && [ "$MODE" != sustained ] && /usr/bin/python3 "$BENCH/debezium_report.py" "$DATA" "$OUT"
-log "done: $OUT/$(case $MODE in sustained) echo SUSTAINED.md ;; durability) echo DURABILITY.md ;; debezium) echo DEBEZIUM.md ;; *) echo REPORT.md ;; esac)"
+log "done: $OUT/$(case $MODE in sustained) echo SUSTAINED.md ;; durability) echo DURABILITY.md ;; cycle) echo "CYCLE.md or CYCLE_BUSY.md" ;; debezium) echo DEBEZIUM.md ;; write) echo WRITE.md ;; *) echo REPORT.md ;; esac)"

@@ -99,6 +99,11 @@ relay_decide(const DecideInput *in, DecideOutput *out)
 			out->verdict[i] = VERDICT_DELIVERED;
 			continue;
 		}
+		if (r == DECIDE_RECORD_SETTLED)
+		{
+			out->verdict[i] = VERDICT_SETTLED;
+			continue;
+		}
 		head = parked_behind(in, out, i);
 		if (head != 0)
 		{

@@ -37,6 +37,13 @@ typedef struct DecideEvent
 	int			record;			/* index of its record in the chunk; -1: not sent */
 } DecideEvent;
 
+/*
+ * DecideEvent.record of an event already in the dead-letter table, written
+ * by an earlier attempt at the same chunk (exactly_once mode records dead
+ * letters before its position passes them): handled, nothing more to do.
+ */
+#define DECIDE_RECORD_SETTLED (-2)
+
 /* An unresolved dead letter: later events of its topic and key are parked. */
 typedef struct DecideHead
 {
@@ -59,7 +66,8 @@ typedef enum DecideVerdict
 	VERDICT_AGAIN = 0,			/* not handled: read and sent again */
 	VERDICT_DELIVERED,			/* acknowledged by the broker */
 	VERDICT_DEAD_LETTER,		/* refused for good: moves to the dead-letter table */
-	VERDICT_PARKED				/* held back behind a dead letter of its topic and key */
+	VERDICT_PARKED,				/* held back behind a dead letter of its topic and key */
+	VERDICT_SETTLED				/* already a dead letter (DECIDE_RECORD_SETTLED) */
 } DecideVerdict;
 
 typedef struct DecideInput

@@ -30,6 +30,8 @@ relay_delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaqu
 	int			idx = OPAQUE_IDX(msg->_private);
 
 	(void) rk;
+	if (msg->_private == RELAY_OPAQUE_NO_CHUNK)
+		return;					/* the position record: commit reports its fate */
 	if (!p->attached || OPAQUE_GEN(msg->_private) != p->generation ||
 		idx < 0 || idx >= chunk->nsent || chunk->outcome[idx] != RELAY_PENDING)
 		return;					/* report for a chunk already given up on */
@@ -52,6 +54,9 @@ relay_chunk_begin(RelayProducer *p, int nrecords)
 
 	/* from here on, reports of the previous chunk are stale */
 	p->generation++;
+	/* generation 0 marks records outside any chunk (relay_txn_add_record) */
+	if (p->generation == 0)
+		p->generation = 1;
 	p->attached = true;
 	if (nrecords > p->capacity)
 	{

@@ -1,6 +1,7 @@
 /*
- * producer.c: the idempotent librdkafka producer the relay sends through,
- * and the callbacks that record its health.
+ * producer.c: the idempotent (or, for exactly-once delivery, transactional)
+ * librdkafka producer the relay sends through, and the callbacks that record
+ * its health.
  *
  * All callbacks here are served on the thread that calls rd_kafka_poll() or
  * rd_kafka_flush(), i.e. the worker's own thread (logs are routed there
@@ -124,10 +125,46 @@ conf_set_secret(const char *key, const char *value, void *arg)
 	}
 }
 
+/*
+ * librdkafka refuses a transactional producer whose records may outlive the
+ * transaction; say so in the relay's terms instead of its own. 0 is
+ * librdkafka's "no limit".
+ */
+static bool
+check_transaction_timeout(ConfState *st)
+{
+	char		msg[32],
+				txn[32];
+	size_t		msglen = sizeof(msg),
+				txnlen = sizeof(txn);
+	long		msg_ms,
+				txn_ms;
+
+	if (st->failed)
+		return false;
+	if (rd_kafka_conf_get(st->conf, "message.timeout.ms", msg, &msglen) != RD_KAFKA_CONF_OK ||
+		rd_kafka_conf_get(st->conf, "transaction.timeout.ms", txn, &txnlen) != RD_KAFKA_CONF_OK)
+		return true;			/* let rd_kafka_new judge */
+	msg_ms = strtol(msg, NULL, 10);
+	txn_ms = strtol(txn, NULL, 10);
+	if (msg_ms == 0 || msg_ms > txn_ms)
+	{
+		snprintf(st->errbuf, st->errlen,
+				 "message.timeout.ms (%s) must not exceed transaction.timeout.ms (%s) for exactly-once delivery: lower message.timeout.ms or raise transaction.timeout.ms in the property list",
+				 msg, txn);
+		st->failed = true;
+		return false;
+	}
+	return true;
+}
+
 RelayProducer *
 relay_producer_create(const char *brokers, const char *properties,
-					  const char *secrets_file, char *errbuf, size_t errlen)
+					  const char *secrets_file, const char *transactional_id,
+					  char *errbuf, size_t errlen)
 {
+	bool		transactional = transactional_id != NULL && transactional_id[0] != '\0';
+
 	RelayProducer *p;
 	ConfState	st;
 	rd_kafka_t *rk;
@@ -148,6 +185,8 @@ relay_producer_create(const char *brokers, const char *properties,
 
 	for (int i = 0; default_properties[i][0]; i++)
 		conf_set(&st, default_properties[i][0], default_properties[i][1]);
+	if (transactional)
+		conf_set(&st, "transaction.timeout.ms", STRINGIFY(RELAY_TRANSACTION_TIMEOUT_MS));
 	relay_properties_foreach(properties, conf_set_user, &st, errbuf, errlen);
 	if (!st.failed &&
 		!relay_properties_read_file(secrets_file, conf_set_secret, &st, errbuf, errlen))
@@ -158,6 +197,11 @@ relay_producer_create(const char *brokers, const char *properties,
 	/* Fail fatally rather than leave a gap that a resend would fill out of order. */
 	conf_set(&st, "enable.gapless.guarantee", "true");
 	conf_set(&st, "log.queue", "true");
+	if (transactional)
+	{
+		conf_set(&st, "transactional.id", transactional_id);
+		check_transaction_timeout(&st);
+	}
 	if (st.failed)
 	{
 		rd_kafka_conf_destroy(st.conf);

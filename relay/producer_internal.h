@@ -14,7 +14,14 @@ struct RelayProducer
 	bool		attached;		/* false: reports are dropped (no chunk, or destroying) */
 	uint32_t	generation;		/* bumped per chunk; reports of older ones are dropped */
 	RelayHealth health;
+	bool		abort_pending;	/* commit began an abort that timed out */
 };
+
+/*
+ * Opaque of records outside any chunk (the position record of a
+ * transaction): generation 0, which chunks never use.
+ */
+#define RELAY_OPAQUE_NO_CHUNK NULL
 
 /* The delivery report callback (delivery.c), registered by producer.c. */
 extern void relay_delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *msg,

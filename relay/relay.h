@@ -163,10 +163,16 @@ typedef struct RelayHealth
  * list and secrets_file (NULL or "" for none) a file of secret properties;
  * the relay's own defaults are applied first so users may override
  * linger.ms and the like, but never idempotence or acks.
+ *
+ * transactional_id (NULL or "": none) makes it a transactional producer for
+ * exactly-once delivery (transaction.c): transaction.timeout.ms defaults to
+ * RELAY_TRANSACTION_TIMEOUT_MS, and message.timeout.ms must not exceed it.
  */
+#define RELAY_TRANSACTION_TIMEOUT_MS 60000
 extern RelayProducer *relay_producer_create(const char *brokers,
 											const char *properties,
 											const char *secrets_file,
+											const char *transactional_id,
 											char *errbuf, size_t errlen);
 /* Purges whatever is still queued, waits briefly for its reports, frees. */
 extern void relay_producer_destroy(RelayProducer *producer);
@@ -196,5 +202,108 @@ extern bool relay_chunk_send(RelayProducer *producer, RelayChunk *chunk,
 							 RelayRecord *records);
 /* True once every sent record has its delivery report. */
 extern bool relay_chunk_settled(const RelayChunk *chunk);
+
+/* ---- transaction.c: exactly once, one Kafka transaction per chunk ---- */
+typedef enum RelayTxnResult
+{
+	RELAY_TXN_OK,
+	RELAY_TXN_RETRY,			/* transient (timed out, coordinator busy): call
+								 * again later */
+	RELAY_TXN_ABORTED,			/* the transaction was aborted (abortable
+								 * error): nothing of it is visible to
+								 * read_committed readers; send the chunk
+								 * again in a new one */
+	RELAY_TXN_FENCED,			/* a newer producer with the same
+								 * transactional.id took over */
+	RELAY_TXN_FATAL				/* any other fatal error: destroy the producer
+								 * and build a new one */
+} RelayTxnResult;
+
+/*
+ * All of these run on the caller's thread and block for at most timeout_ms
+ * (begin and add_record do not block). FENCED and FATAL also set the
+ * producer's health.fatal.
+ *
+ * relay_txn_init: rd_kafka_init_transactions. Fences older producers with the
+ * same transactional.id and completes or aborts their open transaction.
+ * RETRY: call it again.
+ */
+extern RelayTxnResult relay_txn_init(RelayProducer *producer, int timeout_ms,
+									 char *errbuf, size_t errlen);
+extern RelayTxnResult relay_txn_begin(RelayProducer *producer,
+									  char *errbuf, size_t errlen);
+/*
+ * Produces one extra record in the open transaction (the relay's position),
+ * always to partition 0, where relay_position_read looks; its delivery
+ * report never touches the current RelayChunk. key and value are copied.
+ * false + errbuf if librdkafka refuses it or its local queue stays full for
+ * 5 s (brokers down): abort the transaction then.
+ */
+extern bool relay_txn_add_record(RelayProducer *producer, const char *topic,
+								 const char *key, const char *value,
+								 size_t value_len, char *errbuf, size_t errlen);
+/*
+ * Commits (flushing what is still queued first). On an abortable error it
+ * aborts the transaction itself, within the same timeout, and returns
+ * RELAY_TXN_ABORTED; RETRY means the outcome is not known yet: call it
+ * again (it then goes on with the commit, or with the abort it began).
+ */
+extern RelayTxnResult relay_txn_commit(RelayProducer *producer, int timeout_ms,
+									   char *errbuf, size_t errlen);
+/* OK once aborted; RETRY: call it again. */
+extern RelayTxnResult relay_txn_abort(RelayProducer *producer, int timeout_ms,
+									  char *errbuf, size_t errlen);
+
+/* ---- position.c: the relay's position as a JSON record in a compacted topic ---- */
+typedef struct RelayPosition
+{
+	int64_t		seq;			/* positions committed so far (monotonic) */
+	char		state_id[37];	/* uuid text of the relay_state row it belongs to */
+	char	   *delivered_snapshot; /* pg_snapshot text, malloc'ed */
+	char	   *batch_snapshot; /* pg_snapshot text or NULL (no batch open),
+								 * malloc'ed */
+	int			pos_index;
+	uint64_t	pos_xid;		/* 0: none */
+	int			pos_done;
+	int64_t		pos_last_id;
+} RelayPosition;
+
+#define RELAY_POSITION_VERSION 1
+
+/* malloc'ed JSON text ({"version":1,...}), NUL-terminated; *len without the NUL. NULL if out of memory or pos is invalid. */
+extern char *relay_position_encode(const RelayPosition *pos, size_t *len);
+/* false + errbuf for anything malformed or of another version; *out is then untouched */
+extern bool relay_position_decode(const char *json, size_t len, RelayPosition *out,
+								  char *errbuf, size_t errlen);
+/* Frees the strings (not pos itself) and sets them to NULL. */
+extern void relay_position_free(RelayPosition *pos);
+
+/*
+ * The last committed record with this key in topic (partition 0), read with
+ * a consumer of its own (no group, isolation.level=read_committed, the same
+ * brokers, properties and secrets file as the producer).
+ * Returns 1: found (*value malloc'ed, NUL-terminated, *len without the NUL),
+ * 0: the topic or the key has no committed record, -1: error or timeout
+ * (errbuf says why; no secrets).
+ *
+ * Reads backwards from the end in growing windows, so the cost follows the
+ * distance to the key's last record, not the topic's size. It waits until
+ * every transaction open when it started has finished (the last stable
+ * offset reached the end), so call it after relay_txn_init has aborted this
+ * relay's own leftover transaction.
+ */
+extern int	relay_position_read(const char *brokers, const char *properties,
+								const char *secrets_file, const char *topic,
+								const char *key, int timeout_ms,
+								char **value, size_t *len,
+								char *errbuf, size_t errlen);
+/*
+ * Creates topic if missing (Admin API through the producer's handle): one
+ * partition, cleanup.policy=compact, replication factor min(3, brokers in
+ * the cluster), min.insync.replicas min(2, rf). Already existing is
+ * success. 0 ok, -1 error (errbuf).
+ */
+extern int	relay_position_topic_ensure(RelayProducer *producer, const char *topic,
+										int timeout_ms, char *errbuf, size_t errlen);
 
 #endif							/* EDU_OUTBOX_RELAY_H */

@@ -14,6 +14,8 @@
 
 #include "batch.h"
 #include "outbox_table.h"
+#include "relay_control.h"
+#include "../relay/relay.h"
 
 /* Transactions of a batch, in commit order. */
 #define TXNS_SQL(order) \
@@ -27,6 +29,31 @@
 static const char *const txns_by_commit_ts_sql =
 TXNS_SQL("pg_xact_commit_timestamp(xid::xid) NULLS FIRST, min(id)");
 static const char *const txns_by_first_id_sql = TXNS_SQL("min(id)");
+
+/*
+ * Opening a batch in one statement: the paused flag, a new snapshot, and the
+ * transactions visible in it but not in $1 (delivered_snapshot), in commit
+ * order. Paused, nothing is listed. OFFSET 0 keeps the snapshot computed
+ * once rather than inlined into the per-row tests. Always at least one row;
+ * with no transactions, its xid is NULL.
+ */
+#define BEGIN_SQL(order) \
+	"SELECT s.paused, s.snap::text, t.xid::text, t.n " \
+	"FROM (SELECT paused, pg_current_snapshot() AS snap FROM " OUTBOX_SCHEMA ".relay_state " \
+	"      OFFSET 0) s " \
+	"LEFT JOIN LATERAL (" \
+	"  SELECT xid, count(*)::int4 AS n, min(id) AS first_id FROM " OUTBOX_SCHEMA ".outbox " \
+	"  WHERE NOT s.paused " \
+	"    AND xid >= pg_snapshot_xmin($1::pg_snapshot) " \
+	"    AND xid < pg_snapshot_xmax(s.snap) " \
+	"    AND pg_visible_in_snapshot(xid, s.snap) " \
+	"    AND NOT pg_visible_in_snapshot(xid, $1::pg_snapshot) " \
+	"  GROUP BY xid) t ON true " \
+	"ORDER BY " order
+
+static const char *const begin_by_commit_ts_sql =
+BEGIN_SQL("pg_xact_commit_timestamp(t.xid::xid) NULLS FIRST, t.first_id");
+static const char *const begin_by_first_id_sql = BEGIN_SQL("t.first_id");
 
 /*
  * Rows of the given transactions (by ordinality), skipping the first one's
@@ -47,13 +74,13 @@ static const char *const fetch_sql =
 
 static const char *const load_sql =
 "SELECT delivered_snapshot::text, batch_snapshot::text, batch_pos_index, "
-"       batch_pos_xid::text, batch_pos_done, batch_pos_last_id "
+"       batch_pos_xid::text, batch_pos_done, batch_pos_last_id, position_seq, state_id::text "
 "FROM " OUTBOX_SCHEMA ".relay_state";
 
 static const char *const persist_sql =
 "UPDATE " OUTBOX_SCHEMA ".relay_state SET delivered_snapshot = $1::pg_snapshot, "
 "  batch_snapshot = $2::pg_snapshot, batch_pos_index = $3, batch_pos_xid = $4::xid8, "
-"  batch_pos_done = $5, batch_pos_last_id = $6, updated_at = now()";
+"  batch_pos_done = $5, batch_pos_last_id = $6, position_seq = $7, updated_at = now()";
 
 static SPIPlanPtr
 plan_once(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
@@ -164,6 +191,33 @@ outbox_batch_reset(OutboxBatch *batch)
 	forget_open_batch(batch);
 }
 
+/*
+ * Stores the transactions of the batch from SPI_tuptable: xid as text in
+ * column col, row count in col + 1; a row with a NULL xid (the outer side of
+ * an empty listing) is not one.
+ */
+static void
+store_transactions(OutboxBatch *batch, int col)
+{
+	int			n = 0;
+
+	batch->txn_xids = MemoryContextAlloc(batch->cxt, sizeof(uint64) * Max(SPI_processed, 1));
+	batch->txn_rows = MemoryContextAlloc(batch->cxt, sizeof(int32) * Max(SPI_processed, 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		char	   *xid = get_text(tup, SPI_tuptable->tupdesc, col, CurrentMemoryContext, NULL);
+
+		if (xid == NULL)
+			continue;
+		batch->txn_xids[n] = strtou64(xid, NULL, 10);
+		batch->txn_rows[n] = (int32) get_int(tup, SPI_tuptable->tupdesc, col + 1, false);
+		n++;
+	}
+	batch->ntxns = n;
+	SPI_freetuptable(SPI_tuptable);
+}
+
 /* Lists the transactions visible in batch_snapshot but not in delivered_snapshot. */
 static void
 list_transactions(OutboxBatch *batch)
@@ -184,19 +238,37 @@ list_transactions(OutboxBatch *batch)
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "edu_outbox: listing batch transactions failed: %s",
 			 SPI_result_code_string(ret));
+	store_transactions(batch, 1);
+}
 
-	batch->ntxns = (int) SPI_processed;
-	batch->txn_xids = MemoryContextAlloc(batch->cxt, sizeof(uint64) * Max(batch->ntxns, 1));
-	batch->txn_rows = MemoryContextAlloc(batch->cxt, sizeof(int32) * Max(batch->ntxns, 1));
-	for (int i = 0; i < batch->ntxns; i++)
+/*
+ * Rebuilds the open batch of a position read back (from relay_state or
+ * Kafka): its transaction order is deterministic. pos_xid is the
+ * transaction the position points into, 0 if none.
+ */
+static void
+reopen_batch(OutboxBatch *batch, uint64 pos_xid)
+{
+	if (batch->batch_snapshot == NULL)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		char	   *xid = get_text(tup, SPI_tuptable->tupdesc, 1, CurrentMemoryContext, NULL);
-
-		batch->txn_xids[i] = strtou64(xid, NULL, 10);
-		batch->txn_rows[i] = (int32) get_int(tup, SPI_tuptable->tupdesc, 2, false);
+		rewind_position(batch);
+		return;
 	}
-	SPI_freetuptable(SPI_tuptable);
+	batch->open = true;
+	list_transactions(batch);
+	if (batch->pos_index == 0 && batch->pos_done == 0)
+		return;
+	if (pos_xid == 0 || batch->pos_index >= batch->ntxns ||
+		batch->txn_xids[batch->pos_index] != pos_xid)
+	{
+		/* e.g. track_commit_timestamp changed: resending beats skipping */
+		ereport(WARNING,
+				(errmsg("edu_outbox relay position does not match its batch; resending the batch from its start"),
+				 errdetail("Saved position %d (transaction " UINT64_FORMAT ") in a batch of %d transactions.",
+						   batch->pos_index, pos_xid, batch->ntxns)));
+		rewind_position(batch);
+		batch->dirty = true;
+	}
 }
 
 void
@@ -223,37 +295,58 @@ outbox_batch_load(OutboxBatch *batch)
 	pos_xid = get_text(tup, desc, 4, batch->cxt, NULL);
 	batch->pos_done = (int) get_int(tup, desc, 5, false);
 	batch->pos_last_id = get_int(tup, desc, 6, true);
+	batch->position_seq = get_int(tup, desc, 7, true);
+	strlcpy(batch->state_id, get_text(tup, desc, 8, CurrentMemoryContext, NULL),
+			sizeof(batch->state_id));
 	batch->loaded = true;
 	batch->persisted_at = GetCurrentTimestamp();
+	reopen_batch(batch, pos_xid ? strtou64(pos_xid, NULL, 10) : 0);
+}
 
-	if (batch->batch_snapshot == NULL)
-		return;
+void
+outbox_batch_adopt(OutboxBatch *batch, const RelayPosition *pos)
+{
+	MemoryContextReset(batch->cxt);
+	forget_open_batch(batch);
+	set_delivered(batch, pos->delivered_snapshot);
+	batch->batch_snapshot = pos->batch_snapshot ?
+		MemoryContextStrdup(batch->cxt, pos->batch_snapshot) : NULL;
+	batch->pos_index = pos->pos_index;
+	batch->pos_done = pos->pos_done;
+	batch->pos_last_id = pos->pos_last_id;
+	batch->position_seq = pos->seq;
+	batch->dirty = true;
+	reopen_batch(batch, pos->pos_xid);
+}
 
-	/* Rebuild the open batch; its transaction order is deterministic. */
-	batch->open = true;
-	list_transactions(batch);
-	if (batch->pos_index == 0 && batch->pos_done == 0)
-		return;
-	if (pos_xid == NULL || batch->pos_index >= batch->ntxns ||
-		batch->txn_xids[batch->pos_index] != strtou64(pos_xid, NULL, 10))
+void
+outbox_batch_describe(const OutboxBatch *batch, int pos_index, int pos_done,
+					  int64 pos_last_id, int64 seq, RelayPosition *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->seq = seq;
+	strlcpy(out->state_id, batch->state_id, sizeof(out->state_id));
+	if (!batch->open || pos_index >= batch->ntxns)
 	{
-		/* e.g. track_commit_timestamp changed: resending beats skipping */
-		ereport(WARNING,
-				(errmsg("edu_outbox relay position does not match its batch; resending the batch from its start"),
-				 errdetail("Saved position %d (transaction %s) in a batch of %d transactions.",
-						   batch->pos_index, pos_xid ? pos_xid : "none", batch->ntxns)));
-		rewind_position(batch);
-		batch->dirty = true;
+		/* the batch is finished: as outbox_batch_move would leave it */
+		out->delivered_snapshot = batch->open ? batch->batch_snapshot : batch->delivered_snapshot;
+		return;
 	}
+	out->delivered_snapshot = batch->delivered_snapshot;
+	out->batch_snapshot = batch->batch_snapshot;
+	out->pos_index = pos_index;
+	out->pos_xid = batch->txn_xids[pos_index];
+	out->pos_done = pos_done;
+	out->pos_last_id = pos_last_id;
 }
 
 void
 outbox_batch_persist(OutboxBatch *batch)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			types[6] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, INT4OID, INT8OID};
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[7] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, INT4OID, INT8OID, INT8OID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	int			ret;
 
 	values[0] = CStringGetTextDatum(batch->delivered_snapshot);
@@ -268,8 +361,9 @@ outbox_batch_persist(OutboxBatch *batch)
 		nulls[3] = 'n';
 	values[4] = Int32GetDatum(batch->open ? batch->pos_done : 0);
 	values[5] = Int64GetDatum(batch->open ? batch->pos_last_id : 0);
+	values[6] = Int64GetDatum(batch->position_seq);
 
-	ret = SPI_execute_plan(plan_once(&plan, persist_sql, 6, types), values, nulls, false, 0);
+	ret = SPI_execute_plan(plan_once(&plan, persist_sql, 7, types), values, nulls, false, 0);
 	if (ret != SPI_OK_UPDATE || SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
@@ -279,25 +373,47 @@ outbox_batch_persist(OutboxBatch *batch)
 }
 
 bool
-outbox_batch_begin(OutboxBatch *batch)
+outbox_batch_begin(OutboxBatch *batch, bool *paused)
 {
+	static SPIPlanPtr by_ts = NULL,
+				by_id = NULL;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	SPIPlanPtr	plan;
+	bool		isnull;
 	int			ret;
 	char	   *snap;
 
 	if (batch->open)
-		return batch->pos_index < batch->ntxns;
+	{
+		*paused = outbox_relay_paused();
+		return !*paused && batch->pos_index < batch->ntxns;
+	}
 
 	/* the previous batch's transaction list is no longer needed */
 	MemoryContextReset(batch->cxt);
-	ret = SPI_execute("SELECT pg_current_snapshot()::text", true, 1);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "edu_outbox: could not take a snapshot");
-	snap = get_text(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, batch->cxt, NULL);
-	SPI_freetuptable(SPI_tuptable);
+	values[0] = CStringGetTextDatum(batch->delivered_snapshot);
+	plan = track_commit_timestamp ?
+		plan_once(&by_ts, begin_by_commit_ts_sql, 1, types) :
+		plan_once(&by_id, begin_by_first_id_sql, 1, types);
+	ret = SPI_execute_plan(plan, values, NULL, true, 0);
+	if (ret != SPI_OK_SELECT || SPI_processed < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("edu_outbox.relay_state must hold exactly one row")));
+	*paused = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (*paused)
+	{
+		/* nothing was listed: the delivered snapshot must not move */
+		SPI_freetuptable(SPI_tuptable);
+		forget_open_batch(batch);
+		return false;
+	}
+	snap = get_text(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, batch->cxt, NULL);
+	store_transactions(batch, 3);
 
 	batch->batch_snapshot = snap;
 	rewind_position(batch);
-	list_transactions(batch);
 	if (batch->ntxns > 0)
 	{
 		batch->open = true;
@@ -313,6 +429,28 @@ outbox_batch_begin(OutboxBatch *batch)
 	if (TimestampDifferenceExceeds(batch->persisted_at, GetCurrentTimestamp(), 10000))
 		batch->dirty = true;
 	return false;
+}
+
+bool
+outbox_batch_persist_due(const OutboxBatch *batch)
+{
+	return batch->dirty &&
+		TimestampDifferenceExceeds(batch->persisted_at, GetCurrentTimestamp(),
+								   OUTBOX_PERSIST_INTERVAL_MS);
+}
+
+long
+outbox_batch_persist_wait_ms(const OutboxBatch *batch)
+{
+	long		secs;
+	int			usecs;
+	long		elapsed;
+
+	if (!batch->dirty)
+		return -1;
+	TimestampDifference(batch->persisted_at, GetCurrentTimestamp(), &secs, &usecs);
+	elapsed = secs * 1000 + usecs / 1000;
+	return elapsed >= OUTBOX_PERSIST_INTERVAL_MS ? 0 : OUTBOX_PERSIST_INTERVAL_MS - elapsed;
 }
 
 /* Bytes of a text column, without detoasting it (a key may still be toasted). */

@@ -29,6 +29,8 @@ typedef struct OutboxBatch
 	int			pos_index;		/* txns before this one are delivered */
 	int			pos_done;		/* rows of transaction pos_index delivered */
 	int64		pos_last_id;	/* id of the last of those */
+	int64		position_seq;	/* positions committed to Kafka (exactly_once) */
+	char		state_id[37];	/* relay_state's uuid, names its positions in Kafka */
 	MemoryContext cxt;			/* holds the fields above */
 } OutboxBatch;
 
@@ -48,13 +50,28 @@ typedef struct OutboxEvent
 	int			payload_len;
 	char	   *headers;		/* JSON text or NULL */
 	int64		timestamp_ms;
+	bool		settled;		/* already a dead letter (exactly_once retry) */
 } OutboxEvent;
 
 extern void outbox_batch_reset(OutboxBatch *batch);
 extern void outbox_batch_load(OutboxBatch *batch);
 extern void outbox_batch_persist(OutboxBatch *batch);
-/* Opens a new batch if none is open; false if there is nothing to send. */
-extern bool outbox_batch_begin(OutboxBatch *batch);
+
+/*
+ * The position is written at most this often while it moves: a crash loses
+ * at most this much progress, which is sent again (at least once), and it is
+ * never ahead of what Kafka acknowledged, since it only moves on acks.
+ */
+#define OUTBOX_PERSIST_INTERVAL_MS 100
+/* Whether the position moved and was last written OUTBOX_PERSIST_INTERVAL_MS ago. */
+extern bool outbox_batch_persist_due(const OutboxBatch *batch);
+/* Milliseconds until the moved position is due (0: now), -1 if it did not move. */
+extern long outbox_batch_persist_wait_ms(const OutboxBatch *batch);
+/*
+ * Opens a new batch if none is open, reading the paused flag in the same
+ * statement; false if there is nothing to send or *paused.
+ */
+extern bool outbox_batch_begin(OutboxBatch *batch, bool *paused);
 /*
  * Reads the next chunk from the current position: at most max_events events
  * and max_bytes bytes of payload, key and headers (a single larger event
@@ -69,5 +86,16 @@ extern int	outbox_batch_fetch(OutboxBatch *batch, int max_events, int64 max_byte
 /* Moves the position (e.g. as relay_decide() computed it); closes a finished batch. */
 extern void outbox_batch_move(OutboxBatch *batch, int pos_index, int pos_done,
 							  int64 pos_last_id);
+
+/*
+ * The batch's state after the position moves to (pos_index, pos_done,
+ * pos_last_id), as a position record for Kafka with sequence number seq.
+ * Strings point into the batch's memory; nothing is changed.
+ */
+struct RelayPosition;
+extern void outbox_batch_describe(const OutboxBatch *batch, int pos_index, int pos_done,
+								  int64 pos_last_id, int64 seq, struct RelayPosition *out);
+/* Takes over a position read back from Kafka (same state_id, later seq). */
+extern void outbox_batch_adopt(OutboxBatch *batch, const struct RelayPosition *pos);
 
 #endif

@@ -235,6 +235,50 @@ outbox_dead_letters_flush(void)
 }
 
 void
+outbox_dead_letters_lookup(const int64 *ids, int n, bool *settled)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[1] = {INT8ARRAYOID};
+	Datum	   *elems;
+	Datum		values[1];
+	int			ret;
+
+	memset(settled, 0, sizeof(bool) * n);
+	if (n == 0)
+		return;
+	if (plan == NULL)
+	{
+		plan = SPI_prepare("SELECT id FROM " OUTBOX_SCHEMA ".dead_letter WHERE id = ANY ($1)",
+						   1, types);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+	}
+	elems = palloc(sizeof(Datum) * n);
+	for (int i = 0; i < n; i++)
+		elems[i] = Int64GetDatum(ids[i]);
+	values[0] = PointerGetDatum(construct_array(elems, n, INT8OID, sizeof(int64),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	/* not read-only: it must see dead letters written earlier in this transaction */
+	ret = SPI_execute_plan(plan, values, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "edu_outbox: reading dead letters failed: %s", SPI_result_code_string(ret));
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+
+		/* dead letters are rare: a scan per row found is cheap */
+		for (int i = 0; i < n; i++)
+			if (ids[i] == id)
+				settled[i] = true;
+	}
+	SPI_freetuptable(SPI_tuptable);
+	pfree(elems);
+}
+
+void
 outbox_dead_letters_forget(void)
 {
 	ensure_contexts();

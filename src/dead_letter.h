@@ -28,6 +28,12 @@ extern void outbox_dead_letter_note(int64 id, uint64 xid, const char *topic,
 									int64 parked_behind);
 /* Writes what was queued. SPI connected; returns the number of rows. */
 extern int	outbox_dead_letters_flush(void);
+/*
+ * Marks in settled[] which of the n ids already have a dead-letter row
+ * (exactly_once mode writes them before its position passes them, so a
+ * chunk sent again may contain some). SPI connected.
+ */
+extern void outbox_dead_letters_lookup(const int64 *ids, int n, bool *settled);
 /* Drops the queue and the cached heads (e.g. after a restart of the batch). */
 extern void outbox_dead_letters_forget(void);
 

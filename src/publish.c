@@ -23,6 +23,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "outbox_insert.h"
 #include "outbox_table.h"
 #include "publish.h"
 #include "settings.h"
@@ -281,29 +282,6 @@ insert_plan_for(int partition)
 	return plans[partition];
 }
 
-/* The role that owns the outbox: events are written with its rights. */
-static Oid
-outbox_owner(Oid *seqid)
-{
-	Oid			nsp = get_namespace_oid(OUTBOX_SCHEMA, false);
-	Oid			relid = get_relname_relid("outbox", nsp);
-	HeapTuple	tup;
-	Oid			owner;
-
-	*seqid = get_relname_relid("outbox_id_seq", nsp);
-	if (!OidIsValid(relid) || !OidIsValid(*seqid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("the edu_outbox outbox table is missing"),
-				 errhint("Recreate the extension with DROP EXTENSION edu_outbox; CREATE EXTENSION edu_outbox;")));
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
 /*
  * Checks the sizes of every part of the event and of the whole record, then
  * inserts one outbox row; the topic and headers' shape must already be valid. Shared by outbox_publish, the capture trigger and
@@ -320,8 +298,8 @@ outbox_write_event(Datum topic, Datum payload, Datum key, bool key_isnull,
 	bool		isnull;
 	int64		id;
 	int			ret;
-	Oid			seqid;
-	Oid			owner;
+	OutboxRels	outbox;
+	TimestampTz now;
 	Oid			save_userid;
 	int			save_sec_context;
 	size_t		payload_len;
@@ -353,13 +331,23 @@ outbox_write_event(Datum topic, Datum payload, Datum key, bool key_isnull,
 			payload_len = payload_text_size(DatumGetJsonbP(payload));
 		check_record_size(payload_len, key_len, header_bytes, nheaders);
 	}
-	owner = outbox_owner(&seqid);
+	outbox = outbox_rels();
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(owner, save_sec_context |
+	SetUserIdAndSecContext(outbox.owner, save_sec_context |
 						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 
-	id = nextval_internal(seqid, false);
+	id = nextval_internal(outbox.seq, false);
+	if (outbox_insert_direct(id, topic, key, key_isnull, payload, headers, headers_isnull, &now))
+	{
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+		if (created_at)
+			*created_at = now;
+		outbox_wake_worker_at_commit();
+		return id;
+	}
+
+	/* the executor's INSERT, for an outbox changed from what the scripts made */
 	values[0] = Int64GetDatum(id);
 	values[1] = topic;
 	values[2] = key_isnull ? (Datum) 0 : key;

@@ -1,6 +1,7 @@
 /*
  * relay_control.c: what SQL tells the relay. outbox_pause() sets a flag in
- * relay_state that the worker reads each cycle; pause and resume wake the
+ * relay_state that the worker reads each cycle (here while a batch is open,
+ * else with the batch's opening statement, batch.c); pause and resume wake the
  * worker at commit so it notices at once.
  */
 #include "postgres.h"
@@ -17,10 +18,20 @@ PG_FUNCTION_INFO_V1(outbox_wake_relay_at_commit);
 bool
 outbox_relay_paused(void)
 {
+	static SPIPlanPtr plan = NULL;
 	bool		isnull;
 	bool		paused;
-	int			ret = SPI_execute("SELECT paused FROM " OUTBOX_SCHEMA ".relay_state", true, 1);
+	int			ret;
 
+	/* every cycle of a long batch asks: plan it once */
+	if (plan == NULL)
+	{
+		plan = SPI_prepare("SELECT paused FROM " OUTBOX_SCHEMA ".relay_state", 0, NULL);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+	}
+	ret = SPI_execute_plan(plan, NULL, NULL, true, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
@@ -34,6 +45,6 @@ outbox_relay_paused(void)
 Datum
 outbox_wake_relay_at_commit(PG_FUNCTION_ARGS)
 {
-	outbox_wake_worker_at_commit();
+	outbox_wake_worker_for_control_at_commit();
 	PG_RETURN_VOID();
 }

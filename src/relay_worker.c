@@ -35,8 +35,10 @@
 
 #include "batch.h"
 #include "cleanup.h"
+#include "coalesce.h"
 #include "dead_letter.h"
 #include "durability.h"
+#include "exactly_once.h"
 #include "relay_control.h"
 #include "relay_worker.h"
 #include "settings.h"
@@ -52,6 +54,7 @@ typedef enum CycleResult
 	CYCLE_PROGRESS,				/* sent and acknowledged; more may follow */
 	CYCLE_FAILED,				/* the broker did not take everything */
 	CYCLE_PAUSED,				/* outbox_pause() is in effect */
+	CYCLE_FENCED,				/* another relay took over our transactional.id */
 	CYCLE_NO_EXTENSION			/* extension not (yet) created */
 } CycleResult;
 
@@ -64,12 +67,13 @@ typedef enum RelayState
 	RELAY_DELIVERING,
 	RELAY_PAUSED,
 	RELAY_FAILING,
-	RELAY_STALLED
+	RELAY_STALLED,
+	RELAY_FENCED
 } RelayState;
 
 static const char *const state_names[] = {
 	"starting", "waiting for extension", "bad configuration", "delivering",
-	"paused", "failing", "stalled"
+	"paused", "failing", "stalled", "fenced"
 };
 
 static RelayState relay_state = RELAY_STARTING;
@@ -78,6 +82,11 @@ static char *producer_brokers = NULL;	/* configuration the producer was built fr
 static char *producer_properties = NULL;
 static char *producer_secrets_file = NULL;
 static char producer_secrets_stamp[64] = "";
+static int	producer_delivery = OUTBOX_DELIVERY_AT_LEAST_ONCE;
+static char *producer_txn_id = NULL;	/* exactly_once: the transactional.id in use */
+static char *producer_position_topic = NULL;
+static bool relay_fenced = false;	/* sends nothing until a reload */
+static bool dead_letters_ahead = true;	/* exactly_once: dead letters may lie past the position */
 static OutboxBatch batch;
 static MemoryContext cycle_cxt = NULL;	/* reset at the start of every cycle */
 static TimestampTz progress_at = 0;	/* last time the position moved or nothing was pending */
@@ -109,7 +118,14 @@ drop_producer(void)
 {
 	relay_producer_destroy(producer);
 	producer = NULL;
+	outbox_eos_forget();
 	outbox_status_set(NULL, "none");
+}
+
+static bool
+exactly_once(void)
+{
+	return producer_delivery == OUTBOX_DELIVERY_EXACTLY_ONCE;
 }
 
 /*
@@ -134,11 +150,14 @@ static bool
 ensure_producer(void)
 {
 	char		errbuf[RELAY_ERRLEN];
+	char	   *txn_id = NULL;
 
 	if (producer)
 		return true;
+	if (outbox_delivery == OUTBOX_DELIVERY_EXACTLY_ONCE)
+		txn_id = outbox_eos_transactional_id(relay_dbname);
 	producer = relay_producer_create(outbox_brokers, outbox_kafka_properties,
-									 outbox_kafka_secrets_file, errbuf, sizeof(errbuf));
+									 outbox_kafka_secrets_file, txn_id, errbuf, sizeof(errbuf));
 	if (producer == NULL)
 	{
 		if (relay_state != RELAY_BAD_CONFIG)
@@ -157,9 +176,14 @@ ensure_producer(void)
 	free(producer_brokers);
 	free(producer_properties);
 	free(producer_secrets_file);
+	free(producer_txn_id);
+	free(producer_position_topic);
 	producer_brokers = strdup(outbox_brokers);
 	producer_properties = strdup(outbox_kafka_properties);
 	producer_secrets_file = strdup(outbox_kafka_secrets_file);
+	producer_txn_id = strdup(txn_id ? txn_id : "");
+	producer_position_topic = strdup(outbox_position_topic);
+	producer_delivery = outbox_delivery;
 	strlcpy(producer_secrets_stamp, secrets_file_stamp(), sizeof(producer_secrets_stamp));
 	brokers_down_logged = false;
 	return true;
@@ -178,8 +202,18 @@ reload_settings(void)
 		(strcmp(producer_brokers, outbox_brokers) != 0 ||
 		 strcmp(producer_properties, outbox_kafka_properties) != 0 ||
 		 strcmp(producer_secrets_file, outbox_kafka_secrets_file) != 0 ||
-		 strcmp(producer_secrets_stamp, secrets_file_stamp()) != 0))
+		 strcmp(producer_secrets_stamp, secrets_file_stamp()) != 0 ||
+		 producer_delivery != outbox_delivery ||
+		 strcmp(producer_position_topic, outbox_position_topic) != 0 ||
+		 (exactly_once() &&
+		  strcmp(producer_txn_id, outbox_eos_transactional_id(relay_dbname)) != 0)))
 		producer_stale = true;
+	/* a fenced relay tries again only when told to */
+	if (relay_fenced)
+	{
+		relay_fenced = false;
+		ereport(LOG, (errmsg("edu_outbox relay tries its Kafka transactional.id again after a reload")));
+	}
 }
 
 static void
@@ -235,6 +269,25 @@ end_cycle_xact(void)
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
+/*
+ * exactly_once: which events an earlier, aborted attempt at this chunk has
+ * already made dead letters (see finish_transaction).
+ */
+static void
+look_up_settled(OutboxEvent *events, int n)
+{
+	int64	   *ids = palloc(sizeof(int64) * n);
+	bool	   *settled = palloc(sizeof(bool) * n);
+
+	for (int i = 0; i < n; i++)
+		ids[i] = events[i].id;
+	outbox_dead_letters_lookup(ids, n, settled);
+	for (int i = 0; i < n; i++)
+		events[i].settled = settled[i];
+	pfree(ids);
+	pfree(settled);
+}
+
 #define CHUNK_NO_EXTENSION (-1)
 #define CHUNK_PAUSED (-2)
 
@@ -248,6 +301,7 @@ read_chunk(OutboxEvent **events, int64 *skipped)
 {
 	int			n = 0;
 	bool		was_open = batch.open;
+	bool		paused;
 
 	*skipped = 0;
 	begin_cycle_xact("edu_outbox: reading outbox");
@@ -260,19 +314,19 @@ read_chunk(OutboxEvent **events, int64 *skipped)
 	{
 		outbox_dead_letters_forget();
 		outbox_batch_load(&batch);
+		dead_letters_ahead = true;
 	}
-	if (batch.dirty)
+	if (exactly_once() && outbox_eos_reconcile(&batch))
+		dead_letters_ahead = true;
+	/* the position is written lazily (batch.h); cleanup truncates only what is written delivered */
+	if (outbox_batch_persist_due(&batch))
 	{
 		outbox_dead_letters_flush();
 		outbox_batch_persist(&batch);
 	}
-	outbox_cleanup(batch.delivered_snapshot);
-	if (outbox_relay_paused())
-	{
-		end_cycle_xact();
-		return CHUNK_PAUSED;
-	}
-	if (outbox_batch_begin(&batch))
+	if (!batch.dirty)
+		outbox_cleanup(batch.delivered_snapshot);
+	if (outbox_batch_begin(&batch, &paused))
 	{
 		/* a new (or reloaded) batch: its snapshot is taken, note how far WAL goes */
 		if (!was_open)
@@ -282,9 +336,16 @@ read_chunk(OutboxEvent **events, int64 *skipped)
 		/* the parked keys matter only when there is something to send */
 		if (n > 0)
 			outbox_dead_letters_refresh();
+		if (n > 0 && exactly_once() && dead_letters_ahead)
+			look_up_settled(*events, n);
 	}
-	else if (batch.dirty)
+	else if (paused)
+		n = CHUNK_PAUSED;
+	else if (outbox_batch_persist_due(&batch))
+	{
+		outbox_dead_letters_flush();
 		outbox_batch_persist(&batch);
+	}
 	end_cycle_xact();
 	return n;
 }
@@ -452,6 +513,11 @@ prepare_chunk(OutboxEvent *events, int n, RelayRecord *records, DecideEvent *dev
 		devents[i].key = e->key;
 		devents[i].key_len = e->key_len;
 		devents[i].record = -1;
+		if (e->settled)
+		{
+			devents[i].record = DECIDE_RECORD_SETTLED;
+			continue;
+		}
 		if (relay_decide_parked_behind(outbox_dead_letter_mode, heads, nheads,
 									   e->topic, e->key, e->key_len) != 0)
 			continue;
@@ -542,13 +608,10 @@ confirm_refused_topics(RelayChunk *chunk, const RelayRecord *records)
 	}
 }
 
-/*
- * persist: applies the decision. The position and the dead letters are
- * written with the next cycle's read, in one transaction.
- */
+/* Queues the dead letters and parked events of the handled prefix. */
 static void
-apply_decision(const OutboxEvent *events, const DecideOutput *out, const RelayChunk *chunk,
-			   const DecideEvent *devents)
+note_dead_letters(const OutboxEvent *events, const DecideOutput *out, const RelayChunk *chunk,
+				  const DecideEvent *devents)
 {
 	for (int i = 0; i < out->handled; i++)
 	{
@@ -572,9 +635,200 @@ apply_decision(const OutboxEvent *events, const DecideOutput *out, const RelayCh
 			outbox_dead_letter_note(e->id, xid, e->topic, e->key, e->key_len, why, 0);
 		}
 	}
+}
+
+static bool
+has_verdict(const DecideOutput *out, DecideVerdict v)
+{
+	for (int i = 0; i < out->handled; i++)
+		if (out->verdict[i] == v)
+			return true;
+	return false;
+}
+
+/*
+ * persist: applies the decision. The position and the dead letters are
+ * written with the next cycle's read, in one transaction.
+ */
+static void
+apply_decision(const OutboxEvent *events, const DecideOutput *out, const RelayChunk *chunk,
+			   const DecideEvent *devents)
+{
+	note_dead_letters(events, out, chunk, devents);
 	outbox_status_delivered(out->topics, out->delivered, out->ntopics);
 	outbox_batch_move(&batch, out->position.txn_index, out->position.done,
 					  out->position.last_id);
+}
+
+/*
+ * exactly_once: a transaction call failed. Fenced: another relay with the
+ * same transactional.id took over, and this one stops sending until a
+ * reload. Fatal: the producer is replaced. Otherwise (aborted, timed out)
+ * the chunk is sent again from the last committed position.
+ */
+static void
+transaction_failed(RelayTxnResult r, const char *what, const char *errbuf)
+{
+	if (r == RELAY_TXN_FENCED)
+	{
+		ereport(LOG,
+				(errmsg("edu_outbox relay was fenced: another relay uses Kafka transactional.id \"%s\"",
+						producer_txn_id),
+				 errdetail_internal("%s", errbuf),
+				 errhint("Only one relay may use a transactional.id. This one sends nothing until the configuration is reloaded; check \"%s\".",
+						 "edu_outbox.transactional_id")));
+		enter_state(RELAY_FENCED);
+		outbox_status_error(psprintf("fenced: another relay uses transactional.id \"%s\"",
+									 producer_txn_id));
+		relay_fenced = true;
+		drop_producer();
+		return;
+	}
+	if (relay_state != RELAY_FAILING && relay_state != RELAY_STALLED)
+		ereport(LOG,
+				(errmsg("edu_outbox relay could not %s a Kafka transaction", what),
+				 errdetail_internal("%s", errbuf),
+				 errhint("Nothing of it is visible to read_committed consumers; the events are sent again from the last committed position.")));
+	if (relay_state != RELAY_STALLED)
+	{
+		outbox_status_error(psprintf("Kafka transaction %s: %s", what, errbuf));
+		enter_state(RELAY_FAILING);
+	}
+	check_stall(psprintf("Kafka transaction %s: %s", what, errbuf));
+	if (r == RELAY_TXN_FATAL)
+		drop_producer();
+}
+
+/*
+ * The chunk did not get through: logs (once per failing spell) the first
+ * event not handled and why, and drops a producer librdkafka gave up on.
+ */
+static CycleResult
+report_stuck(const OutboxEvent *events, const DecideOutput *out, const RelayChunk *chunk,
+			 const DecideEvent *devents)
+{
+	RelayHealth h;
+	const char *stuck;
+	const OutboxEvent *se;
+
+	relay_producer_health(producer, &h);
+	/* the stuck event's own error: an earlier one in the chunk may have been dead-lettered */
+	se = &events[out->stuck];
+	stuck = devents[out->stuck].record >= 0 &&
+		chunk->outcome[devents[out->stuck].record] == RELAY_FAILED ?
+		relay_error_text(chunk->error[devents[out->stuck].record]) : "no delivery report yet";
+	if (relay_state != RELAY_FAILING && relay_state != RELAY_STALLED)
+		ereport(LOG,
+				(errmsg("edu_outbox relay could not deliver event " INT64_FORMAT " to Kafka topic \"%s\"",
+						se->id, se->topic),
+				 errdetail_internal("%s%s%s", stuck,
+									h.fatal ? "; producer error: " : "",
+									h.fatal ? h.last_error_text : ""),
+				 errhint("The event and everything after it stay in the outbox and are sent again with backoff.")));
+	if (relay_state != RELAY_STALLED)
+	{
+		outbox_status_error(psprintf("event " INT64_FORMAT ": %s%s%s", se->id, stuck,
+									 h.fatal ? "; " : "", h.fatal ? h.last_error_text : ""));
+		enter_state(RELAY_FAILING);
+	}
+	check_stall(psprintf("event " INT64_FORMAT " on topic \"%s\": %s", se->id, se->topic, stuck));
+	/* librdkafka cannot recover from a fatal error: start a new producer, resend from the gap */
+	if (h.fatal)
+		drop_producer();
+	return CYCLE_FAILED;
+}
+
+/*
+ * exactly_once: starts the chunk's Kafka transaction. False if it cannot
+ * (logged; the producer is dropped if it is of no use any more).
+ */
+static bool
+begin_transaction(void)
+{
+	char		errbuf[RELAY_ERRLEN];
+	RelayTxnResult r = relay_txn_begin(producer, errbuf, sizeof(errbuf));
+
+	if (r == RELAY_TXN_OK)
+		return true;
+	transaction_failed(r, "begin", errbuf);
+	return false;
+}
+
+/*
+ * exactly_once: writes queued dead letters and makes them durable (and
+ * replicated, see durability.h) before any Kafka position passes them, so
+ * a crash cannot leave an event neither in Kafka nor in the dead-letter table.
+ */
+static void
+persist_dead_letters_now(void)
+{
+	begin_cycle_xact("edu_outbox: recording dead letters");
+	outbox_dead_letters_flush();
+	end_cycle_xact();
+	outbox_durability_mark();
+	(void) outbox_durability_wait(reload_settings);
+	dead_letters_ahead = true;
+}
+
+/*
+ * exactly_once: commits the chunk's transaction with the position after it
+ * if every event was handled without a dead letter, else aborts it: then
+ * nothing of it is visible to read_committed readers, and its dead letters
+ * (if any) are recorded before the chunk is sent again without them.
+ */
+static CycleResult
+finish_transaction(const OutboxEvent *events, int n, const DecideOutput *out,
+				   const RelayChunk *chunk, const DecideEvent *devents)
+{
+	char		errbuf[RELAY_ERRLEN];
+	RelayTxnResult r;
+	int64		seq;
+
+	if (out->handled < n || has_verdict(out, VERDICT_DEAD_LETTER) || producer_stale)
+	{
+		bool		dead = has_verdict(out, VERDICT_DEAD_LETTER) || has_verdict(out, VERDICT_PARKED);
+
+		r = relay_txn_abort(producer, 5000, errbuf, sizeof(errbuf));
+		if (r != RELAY_TXN_OK)
+			transaction_failed(r, "abort", errbuf);
+		if (dead)
+		{
+			note_dead_letters(events, out, chunk, devents);
+			persist_dead_letters_now();
+			note_progress();
+		}
+		if (producer == NULL)
+			return relay_fenced ? CYCLE_FENCED : CYCLE_FAILED;
+		if (dead)
+			return CYCLE_PROGRESS;	/* at once, without them */
+		if (out->handled < n)
+			return report_stuck(events, out, chunk, devents);
+		return CYCLE_PROGRESS;	/* reconnecting or shutting down */
+	}
+
+	/* parked events are recorded before the position passes them, like dead letters */
+	if (has_verdict(out, VERDICT_PARKED))
+	{
+		note_dead_letters(events, out, chunk, devents);
+		persist_dead_letters_now();
+	}
+	r = outbox_eos_commit(producer, producer_txn_id, &batch, out->position, &seq,
+						  errbuf, sizeof(errbuf));
+	if (r != RELAY_TXN_OK)
+	{
+		transaction_failed(r, "commit", errbuf);
+		return relay_fenced ? CYCLE_FENCED : CYCLE_FAILED;
+	}
+	apply_decision(events, out, chunk, devents);
+	batch.position_seq = seq;
+	batch.dirty = true;
+	dead_letters_ahead = false;
+	note_progress();
+	outbox_status_set(NULL, "connected");
+	if (relay_state == RELAY_FAILING)
+		ereport(LOG, (errmsg("edu_outbox relay is delivering to Kafka again")));
+	enter_state(RELAY_DELIVERING);
+	return CYCLE_PROGRESS;
 }
 
 /* read -> send -> decide -> persist, for one chunk. */
@@ -591,8 +845,6 @@ relay_cycle(void)
 	int64		skipped;
 	int			n,
 				m;
-	const char *stuck;
-	const OutboxEvent *se;
 
 	n = read_chunk(&events, &skipped);
 	if (n == CHUNK_NO_EXTENSION)
@@ -618,6 +870,11 @@ relay_cycle(void)
 	records = palloc(sizeof(RelayRecord) * n);
 	devents = palloc(sizeof(DecideEvent) * n);
 	m = prepare_chunk(events, n, records, devents);
+	if (exactly_once() && !begin_transaction())
+	{
+		free_payloads(events, n, records, m);
+		return relay_fenced ? CYCLE_FENCED : CYCLE_FAILED;
+	}
 	chunk = send_chunk(records, m);
 	confirm_refused_topics(chunk, records);
 	free_payloads(events, n, records, m);
@@ -638,6 +895,14 @@ relay_cycle(void)
 	out.topics = palloc(sizeof(char *) * n);
 	out.delivered = palloc(sizeof(int) * n);
 	relay_decide(&in, &out);
+	if (exactly_once())
+	{
+		CycleResult result = finish_transaction(events, n, &out, chunk, devents);
+
+		if (producer_stale)
+			replace_stale_producer();
+		return result;
+	}
 
 	apply_decision(events, &out, chunk, devents);
 	if (out.handled > 0 || skipped > 0)
@@ -658,30 +923,31 @@ relay_cycle(void)
 		return CYCLE_PROGRESS;
 	}
 
-	/* the stuck event's own error: an earlier one in the chunk may have been dead-lettered */
-	se = &events[out.stuck];
-	stuck = devents[out.stuck].record >= 0 &&
-		chunk->outcome[devents[out.stuck].record] == RELAY_FAILED ?
-		relay_error_text(chunk->error[devents[out.stuck].record]) : "no delivery report yet";
-	if (relay_state != RELAY_FAILING && relay_state != RELAY_STALLED)
-		ereport(LOG,
-				(errmsg("edu_outbox relay could not deliver event " INT64_FORMAT " to Kafka topic \"%s\"",
-						se->id, se->topic),
-				 errdetail_internal("%s%s%s", stuck,
-									h.fatal ? "; producer error: " : "",
-									h.fatal ? h.last_error_text : ""),
-				 errhint("The event and everything after it stay in the outbox and are sent again with backoff.")));
-	if (relay_state != RELAY_STALLED)
+	return report_stuck(events, &out, chunk, devents);
+}
+
+/*
+ * exactly_once: a new producer first initializes its transactions and reads
+ * the position committed to Kafka (outbox_eos_start). False if that has to
+ * wait (logged).
+ */
+static bool
+ensure_transactions(void)
+{
+	char		errbuf[RELAY_ERRLEN];
+	RelayTxnResult r;
+
+	if (outbox_eos_ready())
+		return true;
+	outbox_status_set(NULL, "initializing transactions");
+	r = outbox_eos_start(producer, producer_txn_id, errbuf, sizeof(errbuf));
+	if (r == RELAY_TXN_OK)
 	{
-		outbox_status_error(psprintf("event " INT64_FORMAT ": %s%s%s", se->id, stuck,
-									 h.fatal ? "; " : "", h.fatal ? h.last_error_text : ""));
-		enter_state(RELAY_FAILING);
+		outbox_status_set(NULL, "connected");
+		return true;
 	}
-	check_stall(psprintf("event " INT64_FORMAT " on topic \"%s\": %s", se->id, se->topic, stuck));
-	/* librdkafka cannot recover from a fatal error: start a new producer, resend from the gap */
-	if (h.fatal)
-		drop_producer();
-	return CYCLE_FAILED;
+	transaction_failed(r, "initialize", errbuf);
+	return false;
 }
 
 /* Looks up the database's name and whether it has the extension, in a short transaction. */
@@ -759,6 +1025,7 @@ outbox_relay_main(Datum main_arg)
 	{
 		CycleResult result;
 		long		timeout;
+		int			rc;
 
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextSwitchTo(cycle_cxt);
@@ -767,8 +1034,12 @@ outbox_relay_main(Datum main_arg)
 			reload_settings();
 		replace_stale_producer();
 
-		if (!ensure_producer())
+		if (relay_fenced)
+			result = CYCLE_FENCED;
+		else if (!ensure_producer())
 			result = CYCLE_FAILED;
+		else if (exactly_once() && !ensure_transactions())
+			result = relay_fenced ? CYCLE_FENCED : CYCLE_FAILED;
 		else
 			result = relay_cycle();
 
@@ -776,7 +1047,11 @@ outbox_relay_main(Datum main_arg)
 		{
 			case CYCLE_PROGRESS:
 				backoff_ms = 0;
-				continue;		/* more may be waiting: no sleep */
+				if (batch.open)
+					continue;	/* more of the batch is waiting: no sleep */
+				/* the batch is delivered: whatever committed since set the latch */
+				timeout = outbox_poll_interval_ms;
+				break;
 			case CYCLE_PAUSED:
 				progress_at = GetCurrentTimestamp();	/* deliberate, not a stall */
 				if (relay_state != RELAY_PAUSED)
@@ -792,6 +1067,10 @@ outbox_relay_main(Datum main_arg)
 					ereport(LOG, (errmsg("edu_outbox relay resumed")));
 				if (relay_state != RELAY_FAILING)
 					enter_state(RELAY_DELIVERING);
+				timeout = outbox_poll_interval_ms;
+				break;
+			case CYCLE_FENCED:
+				progress_at = GetCurrentTimestamp();	/* deliberate, not a stall */
 				timeout = outbox_poll_interval_ms;
 				break;
 			case CYCLE_NO_EXTENSION:
@@ -818,9 +1097,18 @@ outbox_relay_main(Datum main_arg)
 				break;
 		}
 
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 timeout, PG_WAIT_EXTENSION);
+		/* a moved position is written within OUTBOX_PERSIST_INTERVAL_MS even when idle */
+		if (result != CYCLE_FAILED && outbox_batch_persist_wait_ms(&batch) >= 0)
+			timeout = Min(timeout, outbox_batch_persist_wait_ms(&batch));
+		if (result == CYCLE_PAUSED)
+			outbox_status_set_paused(true);
+		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					   timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
+		if (result == CYCLE_PAUSED)
+			outbox_status_set_paused(false);
+		if ((rc & WL_LATCH_SET) && (result == CYCLE_IDLE || result == CYCLE_PROGRESS))
+			outbox_coalesce_wakeups();
 	}
 
 	outbox_worker_set_exit_reason(OUTBOX_EXIT_SHUTDOWN);

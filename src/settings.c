@@ -10,6 +10,7 @@
 #include "utils/varlena.h"
 
 #include "compat.h"
+#include "coalesce.h"
 #include "dead_letter.h"
 #include "durability.h"
 #include "settings.h"
@@ -33,6 +34,15 @@ int			outbox_stall_timeout_ms = 60000;
 int			outbox_dead_letter_mode = DEAD_LETTER_PARK_KEY;
 bool		outbox_discard_pending_on_drop = false;
 int			outbox_max_databases = 8;
+int			outbox_delivery = OUTBOX_DELIVERY_AT_LEAST_ONCE;
+char	   *outbox_transactional_id = NULL;
+char	   *outbox_position_topic = NULL;
+
+static const struct config_enum_entry delivery_modes[] = {
+	{"at_least_once", OUTBOX_DELIVERY_AT_LEAST_ONCE, false},
+	{"exactly_once", OUTBOX_DELIVERY_EXACTLY_ONCE, false},
+	{NULL, 0, false}
+};
 
 static const struct config_enum_entry dead_letter_modes[] = {
 	{"park_key", DEAD_LETTER_PARK_KEY, false},
@@ -47,6 +57,47 @@ check_nonempty(char **newval, void **extra, GucSource source)
 	if (*newval == NULL || (*newval)[0] == '\0')
 	{
 		GUC_check_errdetail("The value must not be empty.");
+		return false;
+	}
+	return true;
+}
+
+/* A legal Kafka topic name. */
+static bool
+check_position_topic(char **newval, void **extra, GucSource source)
+{
+	const char *problem;
+
+	if (*newval == NULL)
+		return true;
+	problem = relay_topic_problem(*newval, strlen(*newval));
+	if (problem != NULL)
+	{
+		GUC_check_errdetail("%s", problem);
+		return false;
+	}
+	return true;
+}
+
+/* Only %d and %s are placeholders; the result must stay a usable transactional.id. */
+static bool
+check_transactional_id(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL)
+		return true;
+	for (const char *c = *newval; *c; c++)
+	{
+		if (*c == '%' && c[1] != 'd' && c[1] != 's')
+		{
+			GUC_check_errdetail("Only %%d (the database name) and %%s (the system identifier) may follow %%.");
+			return false;
+		}
+		if (*c == '%')
+			c++;
+	}
+	if (strlen(*newval) > 200)
+	{
+		GUC_check_errdetail("The template must not be longer than 200 bytes.");
 		return false;
 	}
 	return true;
@@ -248,6 +299,33 @@ outbox_define_settings(void)
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomEnumVariable("edu_outbox.delivery",
+							 "Delivery guarantee of the relay.",
+							 "at_least_once: an event may reach Kafka twice after a crash; exactly_once: every chunk is "
+							 "one Kafka transaction that also records the relay's position, so read_committed consumers see each event once.",
+							 &outbox_delivery,
+							 OUTBOX_DELIVERY_AT_LEAST_ONCE, delivery_modes,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("edu_outbox.transactional_id",
+							   "Kafka transactional.id of the relay in exactly_once mode.",
+							   "Empty: edu_outbox-<system identifier>-<database>. Otherwise a template: %d is the database name, "
+							   "%s the system identifier. Relays with the same id fence each other.",
+							   &outbox_transactional_id,
+							   "",
+							   PGC_SIGHUP, 0,
+							   check_transactional_id, NULL, NULL);
+
+	DefineCustomStringVariable("edu_outbox.position_topic",
+							   "Compacted Kafka topic where the relay records its position in exactly_once mode.",
+							   "Created if missing (one partition, cleanup.policy=compact).",
+							   &outbox_position_topic,
+							   "edu_outbox_positions",
+							   PGC_SIGHUP, 0,
+							   check_position_topic, NULL, NULL);
+
 	outbox_define_durability_settings();
+	outbox_define_coalesce_settings();
 	MarkGUCPrefixReserved("edu_outbox");
 }

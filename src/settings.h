@@ -21,7 +21,13 @@ extern int	outbox_final_flush_ms;
 extern int	outbox_stall_timeout_ms;
 extern int	outbox_dead_letter_mode;
 extern bool outbox_discard_pending_on_drop;
-extern int	outbox_max_databases;	/* slots of shared memory: restart only */
+extern int	outbox_max_databases;
+/* edu_outbox.delivery */
+#define OUTBOX_DELIVERY_AT_LEAST_ONCE 0
+#define OUTBOX_DELIVERY_EXACTLY_ONCE 1
+extern int	outbox_delivery;
+extern char *outbox_transactional_id;	/* template, see relay_worker.c */
+extern char *outbox_position_topic;	/* slots of shared memory: restart only */
 
 /* Called from _PG_init, whether or not the library is preloaded. */
 extern void outbox_define_settings(void);

@@ -33,6 +33,7 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 static bool xact_callback_registered = false;
 static bool published_in_xact = false;
+static bool control_in_xact = false;
 static bool extension_created_in_xact = false;
 
 static Size
@@ -90,6 +91,7 @@ outbox_slot_clear_status(OutboxSlot *slot)
 {
 	slot->exit_reason = OUTBOX_EXIT_NONE;
 	slot->worker_latch = NULL;
+	slot->worker_paused = false;
 	slot->worker_pid = 0;
 	slot->started_at = 0;
 	strlcpy(slot->worker_state, "starting", sizeof(slot->worker_state));
@@ -155,6 +157,16 @@ outbox_status_set(const char *worker_state, const char *producer_state)
 		strlcpy(my_slot->worker_state, worker_state, sizeof(my_slot->worker_state));
 	if (producer_state)
 		strlcpy(my_slot->producer_state, producer_state, sizeof(my_slot->producer_state));
+	SpinLockRelease(&my_slot->mutex);
+}
+
+void
+outbox_status_set_paused(bool paused)
+{
+	if (my_slot == NULL)
+		return;
+	SpinLockAcquire(&my_slot->mutex);
+	my_slot->worker_paused = paused;
 	SpinLockRelease(&my_slot->mutex);
 }
 
@@ -247,20 +259,28 @@ outbox_slot_copy(Oid dboid, OutboxSlot *copy, bool with_topics)
 	return false;
 }
 
-/* The running worker's latch for this database, or NULL. */
+/*
+ * The running worker's latch for this database, or NULL. A paused worker
+ * delivers nothing, so events alone do not wake it (each wake-up is a cycle
+ * of SQL in the relay); pause and resume do.
+ */
 static Latch *
-my_database_worker_latch(void)
+my_database_worker_latch(bool even_if_paused)
 {
 	Latch	   *latch = NULL;
 
-	for (int i = 0; i < outbox_shared->nslots && latch == NULL; i++)
+	for (int i = 0; i < outbox_shared->nslots; i++)
 	{
 		OutboxSlot *slot = &outbox_shared->slots[i];
+		bool		found;
 
 		SpinLockAcquire(&slot->mutex);
-		if (slot->dboid == MyDatabaseId)
+		found = slot->dboid == MyDatabaseId;
+		if (found && (even_if_paused || !slot->worker_paused))
 			latch = slot->worker_latch;
 		SpinLockRelease(&slot->mutex);
+		if (found)
+			break;
 	}
 	return latch;
 }
@@ -271,9 +291,9 @@ outbox_xact_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_COMMIT:
-			if (published_in_xact && outbox_shared != NULL)
+			if ((published_in_xact || control_in_xact) && outbox_shared != NULL)
 			{
-				Latch	   *latch = my_database_worker_latch();
+				Latch	   *latch = my_database_worker_latch(control_in_xact);
 
 				if (latch)
 					SetLatch(latch);
@@ -292,12 +312,14 @@ outbox_xact_callback(XactEvent event, void *arg)
 					SetLatch(latch);
 			}
 			published_in_xact = false;
+			control_in_xact = false;
 			extension_created_in_xact = false;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PREPARE:
 			/* a prepared transaction commits elsewhere; the timed poll finds it */
 			published_in_xact = false;
+			control_in_xact = false;
 			extension_created_in_xact = false;
 			break;
 		default:
@@ -320,6 +342,13 @@ outbox_wake_worker_at_commit(void)
 {
 	register_xact_callback();
 	published_in_xact = true;
+}
+
+void
+outbox_wake_worker_for_control_at_commit(void)
+{
+	register_xact_callback();
+	control_in_xact = true;
 }
 
 void

@@ -40,6 +40,7 @@ typedef struct OutboxSlot
 	bool		needs_extension;	/* exit quietly without the extension (launcher sets) */
 	OutboxExitReason exit_reason;	/* worker sets before it exits */
 	Latch	   *worker_latch;	/* NULL while no worker runs */
+	bool		worker_paused;	/* worker sleeps paused: a commit that only published need not wake it */
 	int			worker_pid;
 	TimestampTz started_at;
 	char		worker_state[32];
@@ -78,6 +79,8 @@ extern void outbox_worker_detach(void);
 extern void outbox_worker_set_exit_reason(OutboxExitReason reason);
 extern void outbox_status_set(const char *worker_state, const char *producer_state);
 extern void outbox_status_error(const char *error);
+/* The worker, around its sleep: whether it sleeps paused (see worker_paused). */
+extern void outbox_status_set_paused(bool paused);
 /* Adds counts[i] delivered events to topics[i] (distinct topics, a handful). */
 extern void outbox_status_delivered(const char *const *topics, const int *counts, int ntopics);
 extern void outbox_status_dead_lettered(int n);
@@ -87,6 +90,8 @@ extern bool outbox_slot_copy(Oid dboid, OutboxSlot *copy, bool with_topics);
 
 /* Backends: wake this database's worker, or the launcher, when the transaction commits. */
 extern void outbox_wake_worker_at_commit(void);
+/* The same for outbox_pause()/outbox_resume(): wakes a paused worker too. */
+extern void outbox_wake_worker_for_control_at_commit(void);
 extern void outbox_wake_launcher_at_commit(void);
 
 #endif

@@ -59,10 +59,13 @@ def new_topic(name):
     return "it-%s-%s" % (name, uuid.uuid4().hex[:8])
 
 
-def consume(topic):
-    """Everything the topic holds now, as kcat's JSON envelopes, by partition and offset."""
+def consume(topic, committed=True):
+    """Everything the topic holds now, as kcat's JSON envelopes, by partition
+    and offset: committed only (as consumers of exactly_once must read), or
+    with committed=False also what aborted Kafka transactions wrote."""
     out = subprocess.run(["kcat", "-b", KAFKA, "-C", "-t", topic, "-o", "beginning",
-                          "-e", "-J", "-q", "-m", "10"],
+                          "-e", "-J", "-q", "-m", "10", "-X",
+                          "isolation.level=%s" % ("read_committed" if committed else "read_uncommitted")],
                          capture_output=True, text=True, timeout=60)
     records = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
     for r in records:

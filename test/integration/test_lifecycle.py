@@ -135,6 +135,48 @@ def test_dump_restore_keeps_pending_events_and_ids():
             sql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % db, dbname="postgres")
 
 
+def test_publish_after_the_extension_is_recreated():
+    """outbox_publish() looks the outbox up once per session (issue 13): a DROP
+    and CREATE EXTENSION, in the same session or in another one, must not
+    leave it writing to the dropped tables."""
+    fresh_db("lc_recreate")   # not relayed: its events stay where we can count them
+    here = connect(dbname="lc_recreate")
+    other = connect(dbname="lc_recreate")
+    try:
+        def publish_on(conn, n):
+            cur = conn.cursor()
+            cur.execute("SELECT outbox_publish('recreate-test', %s::jsonb)", (json.dumps({"n": n}),))
+            return cur.fetchone()[0]
+
+        def recreate(conn):
+            cur = conn.cursor()
+            cur.execute("SET edu_outbox.discard_pending_on_drop = on")
+            cur.execute("DROP EXTENSION edu_outbox")
+            cur.execute("CREATE EXTENSION edu_outbox")
+
+        publish_on(here, 1)
+        publish_on(other, 2)
+        recreate(here)
+        publish_on(here, 3)      # same session as the DROP
+        publish_on(other, 4)     # a session that cached the old tables
+        rows = sql("SELECT payload->>'n' FROM edu_outbox.outbox ORDER BY id", dbname="lc_recreate")
+        assert [r[0] for r in rows] == ["3", "4"], rows
+        # an owner change is seen too: events are written with the new owner's rights
+        sql("DROP ROLE IF EXISTS lc_recreate_owner", dbname="postgres")
+        sql("CREATE ROLE lc_recreate_owner", dbname="postgres")
+        sql("ALTER TABLE edu_outbox.outbox OWNER TO lc_recreate_owner", dbname="lc_recreate")
+        try:
+            publish_on(other, 5)
+            raise AssertionError("published without the owner's INSERT right")
+        except psycopg2.Error as e:
+            assert "permission denied" in str(e), str(e)
+    finally:
+        here.close()
+        other.close()
+        sql("DROP DATABASE IF EXISTS lc_recreate WITH (FORCE)", dbname="postgres")
+        sql("DROP ROLE IF EXISTS lc_recreate_owner", dbname="postgres")
+
+
 def test_drop_extension_refuses_while_events_are_pending():
     """DROP EXTENSION (with or without CASCADE, or DROP SCHEMA ... CASCADE of its
     schema) says how many events would be lost and refuses, unless
@@ -216,8 +258,8 @@ def test_alter_extension_update_from_0_1_with_events_pending_and_relay_running()
         t.join(120)
         conn.close()
         assert not errors, errors
-        assert sql("SELECT extversion FROM pg_extension WHERE extname = 'edu_outbox'",
-                   dbname="lc_up")[0][0] == "0.2"
+        assert sql("SELECT extversion = default_version FROM pg_extension, pg_available_extensions "
+                   "WHERE extname = 'edu_outbox' AND name = extname", dbname="lc_up")[0][0]
         records = wait_for_records(topic, len(published), timeout=120)
         got = []
         for i in ids(records):
@@ -299,6 +341,7 @@ TESTS = [
     test_fresh_install_and_upgrade_from_0_1_have_the_same_schema,
     test_alter_extension_update_from_0_1_with_events_pending_and_relay_running,
     test_drop_extension_refuses_while_events_are_pending,
+    test_publish_after_the_extension_is_recreated,
     test_dump_restore_keeps_pending_events_and_ids,
 ]
 

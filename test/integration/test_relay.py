@@ -14,7 +14,7 @@ import random
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (by_key, connect, consume, first_occurrences, new_topic,  # noqa: E402
-                     publish, relay_pid, run, script, server_log, sql,
+                     publish, relay_pid, run, script, server_log, set_and_reload, sql,
                      undelivered_count, wait_for_records, wait_until)
 
 
@@ -282,6 +282,72 @@ def test_clean_shutdown_and_restart():
     assert [json.loads(r["payload"])["seq"] for r in records] == list(range(20))
 
 
+def _separate_commits(topic, n, pause_s):
+    """n events, each in its own transaction, pause_s apart (one session, no round trips)."""
+    sql("""DO $$ BEGIN
+             FOR i IN 0..%d LOOP
+               PERFORM outbox_publish(%%s, jsonb_build_object('seq', i), 'k');
+               COMMIT;
+               PERFORM pg_sleep(%s);
+             END LOOP;
+           END $$""" % (n - 1, pause_s), (topic,))
+
+
+def test_position_written_at_most_every_100ms():
+    """The relay writes its position lazily (at most every 100 ms), not once
+    per commit, and still writes it once it has nothing left to send."""
+    topic = new_topic("lazy")
+    publish(topic, {"seq": -1}, "k")
+    wait_for_records(topic, 1)      # the topic exists: no wait for its creation below
+    sql("CREATE TABLE relay_state_writes (at timestamptz NOT NULL)")
+    sql("""CREATE FUNCTION note_relay_state_write() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN INSERT INTO public.relay_state_writes VALUES (clock_timestamp()); RETURN NULL; END $$""")
+    sql("CREATE TRIGGER note_write AFTER UPDATE ON edu_outbox.relay_state "
+        "FOR EACH ROW EXECUTE FUNCTION public.note_relay_state_write()")
+    try:
+        _separate_commits(topic, 100, 0.005)
+        records = first_occurrences(wait_for_records(topic, 101))
+        assert [json.loads(r["payload"])["seq"] for r in records] == list(range(-1, 100))
+        wait_until(lambda: undelivered_count() == 0, timeout=10, what="the position to be written")
+        writes = [r[0] for r in sql("SELECT at FROM relay_state_writes ORDER BY at")]
+        assert writes, "the relay never wrote its position"
+        gaps = [(b - a).total_seconds() * 1000 for a, b in zip(writes, writes[1:])]
+        assert not gaps or min(gaps) >= 95, \
+            "%d position writes for 100 commits, %.1f ms apart at the closest" % (len(writes), min(gaps))
+    finally:
+        sql("DROP TRIGGER note_write ON edu_outbox.relay_state")
+        sql("DROP FUNCTION note_relay_state_write()")
+        sql("DROP TABLE relay_state_writes")
+
+
+def _relay_state_reads():
+    return sql("SELECT seq_scan + coalesce(idx_scan, 0) FROM pg_stat_user_tables "
+               "WHERE schemaname = 'edu_outbox' AND relname = 'relay_state'")[0][0]
+
+
+def test_coalesce_window_gathers_commits_into_one_cycle():
+    """With edu_outbox.coalesce_window, commits arriving close behind the one
+    that woke the relay are read in the same cycle instead of one each. Each
+    cycle reads relay_state (the paused flag) at least once, which the
+    statistics count: 40 commits 20 ms apart take about 40 cycles or more
+    without a window and a few with a 1 s window."""
+    topic = new_topic("coalesce")
+    publish(topic, {"seq": -1}, "k")
+    wait_for_records(topic, 1)      # the topic exists: no wait for its creation below
+    set_and_reload(coalesce_window="1s")
+    try:
+        time.sleep(2)       # let the relay's statistics settle
+        before = _relay_state_reads()
+        _separate_commits(topic, 40, 0.02)
+        records = first_occurrences(wait_for_records(topic, 41))
+        assert [json.loads(r["payload"])["seq"] for r in records] == list(range(-1, 40))
+        time.sleep(3)       # the relay flushes its statistics at most once a second
+        cycles = _relay_state_reads() - before
+        assert cycles < 20, "%d reads of relay_state for 40 commits" % cycles
+    finally:
+        set_and_reload(coalesce_window=None)
+
+
 TESTS = [
     test_waits_for_extension_then_delivers,
     test_record_format,
@@ -294,6 +360,8 @@ TESTS = [
     test_reload_switches_brokers,
     test_delivered_partitions_are_truncated_not_deleted,
     test_clean_shutdown_and_restart,
+    test_position_written_at_most_every_100ms,
+    test_coalesce_window_gathers_commits_into_one_cycle,
 ]
 
 if __name__ == "__main__":

@@ -3,6 +3,9 @@
 #   test_relay     topic names, properties, secrets file, headers
 #   test_decide    the meaning of a chunk's delivery reports (relay/decide.c)
 #   test_producer  producer and delivery reports against librdkafka's mock cluster
+#   test_transaction  the transactional producer (exactly once) against the mock cluster
+#   test_position  the position record: JSON, and reading it back from the mock cluster
+#   symbols.sh     relay/ uses no global name the postgres executable exports
 # Output is TAP; the exit status is non-zero if any assertion or build failed.
 # UNIT_CFLAGS adds compiler flags (e.g. -fsanitize=address,undefined).
 set -uo pipefail
@@ -29,4 +32,9 @@ build_and_run test_relay "$relay/topic.c" "$relay/properties.c" "$relay/headers.
 build_and_run test_decide "$relay/decide.c" "$relay/errors.c"
 build_and_run test_producer "$relay/producer.c" "$relay/delivery.c" "$relay/properties.c" \
 	"$relay/headers.c" "$relay/errors.c" "$relay/limits.c"
+build_and_run test_transaction "$relay/transaction.c" "$relay/producer.c" "$relay/delivery.c" \
+	"$relay/properties.c" "$relay/headers.c" "$relay/errors.c" "$relay/limits.c"
+build_and_run test_position "$relay/position.c" "$relay/transaction.c" "$relay/producer.c" \
+	"$relay/delivery.c" "$relay/properties.c" "$relay/headers.c" "$relay/errors.c" "$relay/limits.c"
+bash "$here/symbols.sh" || rc=1
 exit $rc

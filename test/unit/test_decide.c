@@ -219,6 +219,23 @@ test_position_across_transactions(void)
 		  "skip_done: stops at the end of the batch");
 }
 
+/* exactly_once: an event an earlier attempt dead-lettered is handled, not sent, not noted */
+static void
+test_settled_dead_letters(void)
+{
+	Case		c;
+
+	setup(&c, 3, DEAD_LETTER_SKIP);
+	c.ev[1].record = DECIDE_RECORD_SETTLED;
+	c.ev[2].record = 1;
+	c.outcome[1] = RELAY_DELIVERED;
+	relay_decide(&c.in, &c.out);
+	check(c.verdict[1] == VERDICT_SETTLED && c.out.handled == 3 && c.out.stuck == -1,
+		  "settled: an event already dead-lettered is handled");
+	check(c.out.position.txn_index == 1, "settled: the position moves past it");
+	check(c.out.ntopics == 1 && c.out.delivered[0] == 2, "settled: not counted as delivered");
+}
+
 int
 main(void)
 {
@@ -227,5 +244,6 @@ main(void)
 	test_dead_letter_modes();
 	test_known_heads();
 	test_position_across_transactions();
+	test_settled_dead_letters();
 	return tap_done();
 }

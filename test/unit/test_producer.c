@@ -24,7 +24,7 @@ mock_producer(const char *extra)
 
 	snprintf(props, sizeof(props), "test.mock.num.brokers=1%s%s", extra ? "; " : "",
 			 extra ? extra : "");
-	p = relay_producer_create("127.0.0.1:9", props, NULL, errbuf, sizeof(errbuf));
+	p = relay_producer_create("127.0.0.1:9", props, NULL, NULL, errbuf, sizeof(errbuf));
 	if (p == NULL)
 		fprintf(stderr, "# producer: %s\n", errbuf);
 	return p;

@@ -472,7 +472,7 @@ test_long_secret(const char *path)
 
 	errbuf[0] = '\0';
 	p = relay_producer_create("127.0.0.1:1", "security.protocol=SASL_PLAINTEXT", path,
-							  errbuf, sizeof(errbuf));
+							  NULL, errbuf, sizeof(errbuf));
 	check(p != NULL, "secrets file: a producer is created with the long password (%s)",
 		  p ? "ok" : "failed");
 	check(strstr(errbuf, "LEAKMARK") == NULL, "secrets file: producer errors echo no part of the password");
@@ -483,7 +483,7 @@ test_long_secret(const char *path)
 	fprintf(f, "sasl.password=%.20s\n%s=rest\n", password, marker);
 	fclose(f);
 	errbuf[0] = '\0';
-	p = relay_producer_create("127.0.0.1:1", NULL, path, errbuf, sizeof(errbuf));
+	p = relay_producer_create("127.0.0.1:1", NULL, path, NULL, errbuf, sizeof(errbuf));
 	check(p == NULL && strstr(errbuf, "line 2") != NULL,
 		  "secrets file: an unknown property is reported by line (%s)", errbuf);
 	check(strstr(errbuf, "LEAKMARK") == NULL, "secrets file: an unknown name is not echoed");
@@ -494,7 +494,7 @@ test_long_secret(const char *path)
 	fprintf(f, "sasl.password=x\nsocket.timeout.ms=NOPE%s\n", marker);
 	fclose(f);
 	errbuf[0] = '\0';
-	p = relay_producer_create("127.0.0.1:1", NULL, path, errbuf, sizeof(errbuf));
+	p = relay_producer_create("127.0.0.1:1", NULL, path, NULL, errbuf, sizeof(errbuf));
 	check(p == NULL && strstr(errbuf, "socket.timeout.ms") != NULL,
 		  "secrets file: a bad value of a known property names the property (%s)", errbuf);
 	check(strstr(errbuf, "LEAKMARK") == NULL && strstr(errbuf, "NOPE") == NULL,
@@ -529,7 +529,7 @@ test_producer_defaults(void)
 	RelayProducer *p;
 	int			wait_ms;
 
-	p = relay_producer_create("127.0.0.1:1", NULL, NULL, errbuf, sizeof(errbuf));
+	p = relay_producer_create("127.0.0.1:1", NULL, NULL, NULL, errbuf, sizeof(errbuf));
 	wait_ms = atoi(producer_property(p, "topic.metadata.propagation.max.ms"));
 	check(wait_ms > 0 && wait_ms <= 5000,
 		  "producer: an unknown topic's events fail within 5 s (topic.metadata.propagation.max.ms=%d)", wait_ms);
@@ -546,7 +546,7 @@ test_producer_defaults(void)
 
 	p = relay_producer_create("127.0.0.1:1",
 							  "topic.metadata.propagation.max.ms=20000; message.max.bytes=3000000",
-							  NULL, errbuf, sizeof(errbuf));
+							  NULL, NULL, errbuf, sizeof(errbuf));
 	check(atoi(producer_property(p, "topic.metadata.propagation.max.ms")) == 20000 &&
 		  atoi(producer_property(p, "message.max.bytes")) == 3000000,
 		  "producer: both defaults can be overridden");
