@@ -5,10 +5,12 @@
 
 #include "access/commit_ts.h"
 #include "access/detoast.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -269,6 +271,20 @@ reopen_batch(OutboxBatch *batch, uint64 pos_xid)
 		rewind_position(batch);
 		batch->dirty = true;
 	}
+}
+
+/*
+ * Whether relay_state has the newest column this library reads (0.3): an
+ * extension created at an older version and not yet updated would fail
+ * every cycle.
+ */
+bool
+outbox_batch_schema_current(void)
+{
+	Oid			nsp = get_namespace_oid(OUTBOX_SCHEMA, true);
+	Oid			rel = OidIsValid(nsp) ? get_relname_relid("relay_state", nsp) : InvalidOid;
+
+	return OidIsValid(rel) && get_attnum(rel, "state_id") != InvalidAttrNumber;
 }
 
 void

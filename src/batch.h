@@ -54,6 +54,7 @@ typedef struct OutboxEvent
 } OutboxEvent;
 
 extern void outbox_batch_reset(OutboxBatch *batch);
+extern bool outbox_batch_schema_current(void);
 extern void outbox_batch_load(OutboxBatch *batch);
 extern void outbox_batch_persist(OutboxBatch *batch);
 

@@ -55,7 +55,8 @@ typedef enum CycleResult
 	CYCLE_FAILED,				/* the broker did not take everything */
 	CYCLE_PAUSED,				/* outbox_pause() is in effect */
 	CYCLE_FENCED,				/* another relay took over our transactional.id */
-	CYCLE_NO_EXTENSION			/* extension not (yet) created */
+	CYCLE_NO_EXTENSION,			/* extension not (yet) created */
+	CYCLE_OUTDATED				/* extension older than this library: not yet updated */
 } CycleResult;
 
 /* What the log last said, so each change is logged once rather than per retry. */
@@ -68,12 +69,13 @@ typedef enum RelayState
 	RELAY_PAUSED,
 	RELAY_FAILING,
 	RELAY_STALLED,
-	RELAY_FENCED
+	RELAY_FENCED,
+	RELAY_WAITING_FOR_UPDATE
 } RelayState;
 
 static const char *const state_names[] = {
 	"starting", "waiting for extension", "bad configuration", "delivering",
-	"paused", "failing", "stalled", "fenced"
+	"paused", "failing", "stalled", "fenced", "waiting for extension update"
 };
 
 static RelayState relay_state = RELAY_STARTING;
@@ -227,14 +229,25 @@ replace_stale_producer(void)
 	producer_stale = false;
 }
 
+typedef enum ExtensionReadiness
+{
+	EXTENSION_ABSENT,
+	EXTENSION_OUTDATED,			/* created at an older version, not yet updated */
+	EXTENSION_READY
+} ExtensionReadiness;
+
 /*
- * True if the extension exists. A dropped or re-created extension has new
- * tables, so everything cached about the old ones is forgotten.
+ * Whether the extension exists in a version whose tables this library can
+ * use. A dropped or re-created extension has new tables, so everything cached
+ * about the old ones is forgotten. An outdated one is checked again every
+ * cycle until ALTER EXTENSION ... UPDATE brings it up to date; an update
+ * only moves forward, so a current one stays current.
  */
-static bool
+static ExtensionReadiness
 extension_ready(void)
 {
 	static Oid	known_extension = InvalidOid;
+	static bool known_current = false;
 	Oid			ext = get_extension_oid("edu_outbox", true);
 
 	if (ext != known_extension)
@@ -243,8 +256,13 @@ extension_ready(void)
 		outbox_cleanup_forget();
 		outbox_dead_letters_forget();
 		known_extension = ext;
+		known_current = false;
 	}
-	return OidIsValid(ext);
+	if (!OidIsValid(ext))
+		return EXTENSION_ABSENT;
+	if (!known_current)
+		known_current = outbox_batch_schema_current();
+	return known_current ? EXTENSION_READY : EXTENSION_OUTDATED;
 }
 
 static void
@@ -290,11 +308,12 @@ look_up_settled(OutboxEvent *events, int n)
 
 #define CHUNK_NO_EXTENSION (-1)
 #define CHUNK_PAUSED (-2)
+#define CHUNK_OUTDATED (-3)
 
 /*
  * read: records the previous chunk's outcome (position and dead letters),
  * opens a batch if needed and reads the next chunk. Returns the number of
- * events read, or CHUNK_NO_EXTENSION / CHUNK_PAUSED.
+ * events read, or CHUNK_NO_EXTENSION / CHUNK_OUTDATED / CHUNK_PAUSED.
  */
 static int
 read_chunk(OutboxEvent **events, int64 *skipped)
@@ -305,10 +324,16 @@ read_chunk(OutboxEvent **events, int64 *skipped)
 
 	*skipped = 0;
 	begin_cycle_xact("edu_outbox: reading outbox");
-	if (!extension_ready())
+	switch (extension_ready())
 	{
-		end_cycle_xact();
-		return CHUNK_NO_EXTENSION;
+		case EXTENSION_ABSENT:
+			end_cycle_xact();
+			return CHUNK_NO_EXTENSION;
+		case EXTENSION_OUTDATED:
+			end_cycle_xact();
+			return CHUNK_OUTDATED;
+		case EXTENSION_READY:
+			break;
 	}
 	if (!batch.loaded)
 	{
@@ -849,6 +874,8 @@ relay_cycle(void)
 	n = read_chunk(&events, &skipped);
 	if (n == CHUNK_NO_EXTENSION)
 		return CYCLE_NO_EXTENSION;
+	if (n == CHUNK_OUTDATED)
+		return CYCLE_OUTDATED;
 	if (n == CHUNK_PAUSED)
 		return CYCLE_PAUSED;
 	if (n == 0 && skipped > 0)
@@ -1088,6 +1115,18 @@ outbox_relay_main(Datum main_arg)
 							 errhint("Run CREATE EXTENSION edu_outbox in database \"%s\".",
 									 relay_dbname)));
 				enter_state(RELAY_WAITING_FOR_EXTENSION);
+				timeout = outbox_poll_interval_ms;
+				break;
+			case CYCLE_OUTDATED:
+				progress_at = GetCurrentTimestamp();	/* deliberate, not a stall */
+				if (relay_state != RELAY_WAITING_FOR_UPDATE)
+					ereport(LOG,
+							(errmsg("edu_outbox relay is waiting for the extension to be updated"),
+							 errdetail("The extension in database \"%s\" was created at an older version than the loaded library.",
+									   relay_dbname),
+							 errhint("Run ALTER EXTENSION edu_outbox UPDATE in database \"%s\".",
+									 relay_dbname)));
+				enter_state(RELAY_WAITING_FOR_UPDATE);
 				timeout = outbox_poll_interval_ms;
 				break;
 			case CYCLE_FAILED:
