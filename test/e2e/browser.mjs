@@ -116,7 +116,11 @@ const setGroupOffsets = (offsets) =>
     }
   });
 
-/** Records of the notifier group not yet committed, over all partitions. */
+/**
+ * Records of the notifier group not yet committed, over all partitions; null
+ * while the broker answers with a retriable error (leadership still moving
+ * right after a restart), so that a poll tries again.
+ */
 const groupLag = () =>
   withAdmin(async (admin) => {
     let lag = 0n;
@@ -129,6 +133,9 @@ const groupLag = () =>
       }
     }
     return lag;
+  }).catch((e) => {
+    if (e.retriable) return null;
+    throw e;
   });
 
 async function waitFor(what, predicate, timeoutMs = 30_000) {
