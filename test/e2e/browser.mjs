@@ -14,6 +14,7 @@
 // Optional: SCREENSHOT_OUT (copy the screenshot there), MEASURE_LATENCY (number
 // of events for test/e2e/latency.mjs; 0 or unset: no measurement).
 import assert from "node:assert/strict";
+import { retryRetriable } from "./kafka_retry.mjs";
 import { execFile, spawn } from "node:child_process";
 import { copyFileSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -87,15 +88,17 @@ const sql = async (text, params = []) => (await db.query(text, params)).rows;
 const kafka = new Kafka({ clientId: `browser-e2e-${RUN}`, brokers: [BROKER], logLevel: logLevel.NOTHING });
 const kafkaScript = (cmd) => run("bash", [path.join(ROOT, "scripts", "kafka.sh"), cmd], { env: process.env, timeout: 120_000 });
 
-async function withAdmin(fn) {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    return await fn(admin);
-  } finally {
-    await admin.disconnect();
-  }
-}
+/** Runs fn with a connected admin client, again while the broker answers with a retriable error. */
+const withAdmin = (fn) =>
+  retryRetriable(async () => {
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      return await fn(admin);
+    } finally {
+      await admin.disconnect();
+    }
+  });
 
 const endOffsets = () =>
   withAdmin(async (admin) => {
@@ -116,11 +119,7 @@ const setGroupOffsets = (offsets) =>
     }
   });
 
-/**
- * Records of the notifier group not yet committed, over all partitions; null
- * while the broker answers with a retriable error (leadership still moving
- * right after a restart), so that a poll tries again.
- */
+/** Records of the notifier group not yet committed, over all partitions. */
 const groupLag = () =>
   withAdmin(async (admin) => {
     let lag = 0n;
@@ -133,9 +132,6 @@ const groupLag = () =>
       }
     }
     return lag;
-  }).catch((e) => {
-    if (e.retriable) return null;
-    throw e;
   });
 
 async function waitFor(what, predicate, timeoutMs = 30_000) {

@@ -5,6 +5,7 @@
 // Environment: APP_URL, ROOT, STATE_DIR, KAFKA_PORT, DATABASE_URL (and
 // KAFKA_HOME_DIR for scripts/kafka.sh). Prints TAP; exit code 1 if any assertion group failed.
 import assert from "node:assert/strict";
+import { retryRetriable } from "./kafka_retry.mjs";
 import { execFile } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -168,7 +169,8 @@ await check("Kafka consumer (example module) subscribed to user-events and enrol
   try {
     await admin.createTopics({ topics: TOPICS.map((topic) => ({ topic, numPartitions: 3 })), waitForLeaders: true });
     for (const topic of TOPICS) {
-      startOffsets[topic] = Object.fromEntries((await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, p.offset]));
+      const offsets = await retryRetriable(() => admin.fetchTopicOffsets(topic));
+      startOffsets[topic] = Object.fromEntries(offsets.map((p) => [p.partition, p.offset]));
     }
   } finally {
     await admin.disconnect();
