@@ -21,9 +21,17 @@ KEEP_ENV = ("date", "nproc", "cpu_model", "kernel", "os", "librdkafka", "kafka",
             "eos_rounds", "eos_rate", "eos_chunks", "coalesce_window", "chunk_max_bytes")
 
 
+def find(data, name):
+    """DATA/name from a run, or DATA/eos_name when written again from results/data."""
+    for n in (name, name if name.startswith("eos_") else "eos_" + name):
+        if os.path.exists(os.path.join(data, n)):
+            return os.path.join(data, n)
+    return os.path.join(data, name)
+
+
 def read_env(data):
     env = {}
-    path = os.path.join(data, "env.txt")
+    path = find(data, "env.txt")
     if os.path.exists(path):
         for line in open(path):
             if "=" in line:
@@ -64,13 +72,13 @@ def ratio_line(alo, eos):
 
 def main():
     data, out = sys.argv[1:3]
-    rows = [json.loads(l) for l in open(os.path.join(data, "results.jsonl")) if l.strip()]
+    rows = [json.loads(l) for l in open(find(data, "results.jsonl")) if l.strip()]
     drains = [r for r in rows if r.get("phase") == "eos_drain"]
     lats = [r for r in rows if r.get("phase") == "eos_latency"]
     env = read_env(data)
     end = {}
-    if os.path.exists(os.path.join(data, "end.json")):
-        end = json.load(open(os.path.join(data, "end.json")))
+    if os.path.exists(find(data, "end.json")):
+        end = json.load(open(find(data, "end.json")))
     chunks = []
     for r in drains:
         if r["chunk_max_events"] not in chunks:
@@ -193,11 +201,56 @@ def main():
             s["published"], s["duplicates"], r["transactions"], r["relay_cpu_us_per_event"],
             r["broker_cpu_us_per_event"], r["machine_busy_pct"], r["load"]))
 
+    lines += ["", "## Where the cost comes from", "",
+              "In exactly_once mode every chunk is one Kafka transaction, and the relay settles a chunk "
+              "before it reads the next one, so the transaction's round trips add to each chunk's time:", "",
+              "1. before librdkafka produces to a partition for the first time in a transaction it registers the "
+              "partition with the transaction coordinator (AddPartitionsToTxn) and waits for the answer. While the "
+              "previous transaction's markers are still being written the coordinator answers "
+              "CONCURRENT_TRANSACTIONS, and librdkafka asks again 20 ms later. Brokers from Kafka 3.6 on also check "
+              "a partition's first transactional produce with the coordinator "
+              "(`transaction.partition.verification.enable`);",
+              "2. the events are produced and acknowledged as in at_least_once mode;",
+              "3. the position record goes to the position topic: one more registration and produce;",
+              "4. `commit_transaction`: EndTxn. The coordinator writes the commit decision to "
+              "`__transaction_state`, answers, and then writes a commit marker into every partition the "
+              "transaction touched (one offset each, counted in the drains' final offsets). A read_committed "
+              "consumer gets the chunk's records only once the marker of their partition is written: the last "
+              "stable offset stops at the first open transaction.", "",
+              "So the cost is per transaction, not per event, and `edu_outbox.chunk_max_events` / "
+              "`chunk_max_bytes` decide how many events share one: a backlog drains in full chunks (the default "
+              "10000 events), while at a moderate rate a chunk holds what committed while the previous one was "
+              "being settled, and every event waits for about one transaction. The broker also does more work per "
+              "transaction (the transaction log, the markers), and the relay's librdkafka threads more requests.", ""]
+
+    steps_path = find(data, "eos_txn_steps.jsonl")
+    steps = [json.loads(l) for l in open(steps_path) if l.strip()] if os.path.exists(steps_path) else []
+    if steps:
+        where = steps[0].get("where", "on the same broker after the rounds")
+        lines += ["## One transaction, step by step", "",
+                  "`bench/txn_steps.c` (librdkafka %s, idempotent with linger.ms=1 like the relay, no PostgreSQL), %s: per "
+                  "round one transaction like a relay chunk, medians of %d rounds in ms. *events*: "
+                  "begin_transaction, produce the events (200 B, spread over 3 partitions) and wait for their "
+                  "delivery reports; *baseline*: the same with an idempotent producer and no transaction; "
+                  "*position + commit*: one record to a 1-partition topic and `commit_transaction`; *markers*: "
+                  "from the commit's return until the last stable offsets reach the end offsets (what a "
+                  "read_committed consumer waits for). The relay overlaps the markers of one chunk with the "
+                  "next chunk; a consumer waits for them." % (
+                      steps[0].get("librdkafka", "?"), where, steps[0].get("transactions", 0)), "",
+                  "| events per transaction | baseline | events | position + commit | markers | transaction total "
+                  "| total - baseline |", "|---:|---:|---:|---:|---:|---:|---:|"]
+        for t in steps:
+            lines.append("| %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |" % (
+                t["events_per_transaction"], t["baseline_events_ms"], t["txn_events_ms"],
+                t["txn_position_and_commit_ms"], t["txn_markers_visible_ms"], t["txn_total_ms"],
+                t["txn_total_ms"] - t["baseline_events_ms"]))
+        lines.append("")
+
     failures = "?"
-    if os.path.exists(os.path.join(data, "eos_txn_failures.txt")):
-        failures = open(os.path.join(data, "eos_txn_failures.txt")).read().strip() or "0"
-    pg = open(os.path.join(data, "postgres_version.txt")).read().strip() \
-        if os.path.exists(os.path.join(data, "postgres_version.txt")) else "?"
+    if os.path.exists(find(data, "eos_txn_failures.txt")):
+        failures = open(find(data, "eos_txn_failures.txt")).read().strip() or "0"
+    pg = open(find(data, "postgres_version.txt")).read().strip() \
+        if os.path.exists(find(data, "postgres_version.txt")) else "?"
     lines += ["", "Relay log lines about failed or fenced Kafka transactions during the run: %s." % failures, "",
               "## Environment", "",
               "```", "\n".join("%s=%s" % (k, env[k]) for k in KEEP_ENV if k in env),
@@ -208,17 +261,23 @@ def main():
               "`transaction.state.log.min.isr=1`); the relay creates the position topic itself. PostgreSQL settings: "
               "`data/eos_pg_settings.txt`; per-run data: `data/eos_results.jsonl`, latency CDFs "
               "`data/eos_cdf_*.txt`, visibility timelines of the drains `data/eos_visible_*.txt` "
-              "(epoch seconds, sum of last stable offsets)."]
+              "(epoch seconds, sum of last stable offsets), the relay's log lines `data/eos_relay_log.txt`. "
+              "`python3 bench/eos_report.py bench/results/data bench/results` writes this file again from them."]
 
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "EXACTLY_ONCE.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     data_out = os.path.join(out, "data")
     os.makedirs(data_out, exist_ok=True)
+    if os.path.realpath(data) == os.path.realpath(data_out):
+        return
     shutil.copy(os.path.join(data, "results.jsonl"), os.path.join(data_out, "eos_results.jsonl"))
     for name, target in (("env.txt", "eos_env.txt"), ("pg_settings.txt", "eos_pg_settings.txt"),
                          ("kafka_server.properties", "eos_kafka_server.properties"),
-                         ("eos_relay_log.txt", "eos_relay_log.txt")):
+                         ("eos_relay_log.txt", "eos_relay_log.txt"), ("end.json", "eos_end.json"),
+                         ("postgres_version.txt", "eos_postgres_version.txt"),
+                         ("eos_txn_failures.txt", "eos_txn_failures.txt"),
+                         ("eos_txn_steps.jsonl", "eos_txn_steps.jsonl")):
         if os.path.exists(os.path.join(data, name)):
             shutil.copy(os.path.join(data, name), os.path.join(data_out, target))
     for old in glob.glob(os.path.join(data_out, "eos_cdf_*.txt")) + glob.glob(os.path.join(data_out, "eos_visible_*.txt")):

@@ -27,7 +27,7 @@
 #                                  1M-event backlog until a read_committed reader sees it all,
 #                                  and latency at 1k events/s, at_least_once against
 #                                  exactly_once in interleaved rounds; writes
-#                                  bench/results/EXACTLY_ONCE.md (~15 min)
+#                                  bench/results/EXACTLY_ONCE.md (~15-30 min)
 #   BENCH_PEERS=debezium bash bench/run.sh [debezium]
 #                                  adds Debezium (Kafka Connect + PostgreSQL connector +
 #                                  Outbox Event Router, bench/debezium.sh) side by side;
@@ -122,6 +122,7 @@ mkdir -p "$BUILD"
 gcc -O2 -Wall -o "$BUILD/raw_producer" "$BENCH/raw_producer.c" -lrdkafka
 gcc -O2 -Wall -o "$BUILD/kafka_util" "$BENCH/kafka_util.c" -lrdkafka
 gcc -O2 -Wall -I"$(pg_config --includedir)" -o "$BUILD/publisher" "$BENCH/publisher.c" -lpq
+[ "$MODE" = eos ] && gcc -O2 -Wall -o "$BUILD/txn_steps" "$BENCH/txn_steps.c" -lrdkafka
 KU=$BUILD/kafka_util
 
 # ---------------------------------------------------------------- services
@@ -1000,6 +1001,15 @@ phase_eos() {
   done
   q "ALTER SYSTEM RESET edu_outbox.delivery" && q "ALTER SYSTEM RESET edu_outbox.chunk_max_events"
   q "SELECT pg_reload_conf()" >/dev/null
+  # one transaction step by step, on the same broker, without the relay (bench/txn_steps.c)
+  log "   one transaction step by step (bench/txn_steps.c, 100 transactions per size)"
+  "$KU" create "$BROKER" "bench-eos-steps-$RUN_ID" "$PARTITIONS"
+  "$KU" create "$BROKER" "bench-eos-steps-pos-$RUN_ID" 1
+  local n
+  for n in 1 100 1000 10000; do
+    "$BUILD/txn_steps" "$BROKER" "bench-eos-steps-$RUN_ID" "bench-eos-steps-pos-$RUN_ID" 100 "$n" \
+      2>>"$WORK/consumer.log" >>"$DATA/eos_txn_steps.jsonl" || log "warning: txn_steps $n failed"
+  done
   # what the relay logged about transactions that failed, if anything
   grep -c -E 'could not (begin|commit|abort|initialize) a Kafka transaction|was fenced' "$PGDIR_EDU/server.log" \
     >"$DATA/eos_txn_failures.txt" || true
