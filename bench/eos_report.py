@@ -22,8 +22,9 @@ KEEP_ENV = ("date", "nproc", "cpu_model", "kernel", "os", "librdkafka", "kafka",
 
 
 def find(data, name):
-    """DATA/name from a run, or DATA/eos_name when written again from results/data."""
-    for n in (name, name if name.startswith("eos_") else "eos_" + name):
+    """DATA/eos_name when written again from results/data (which also holds other reports'
+    env.txt), else DATA/name from a run."""
+    for n in (name if name.startswith("eos_") else "eos_" + name, name):
         if os.path.exists(os.path.join(data, n)):
             return os.path.join(data, n)
     return os.path.join(data, name)
@@ -235,15 +236,17 @@ def main():
                   "*position + commit*: one record to a 1-partition topic and `commit_transaction`; *markers*: "
                   "from the commit's return until the last stable offsets reach the end offsets (what a "
                   "read_committed consumer waits for). The relay overlaps the markers of one chunk with the "
-                  "next chunk; a consumer waits for them." % (
+                  "next chunk; a consumer waits for them. CPU: the tool's process, librdkafka's threads included, "
+                  "per round (markers' polling left out)." % (
                       steps[0].get("librdkafka", "?"), where, steps[0].get("transactions", 0)), "",
                   "| events per transaction | baseline | events | position + commit | markers | transaction total "
-                  "| total - baseline |", "|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| total - baseline | CPU ms baseline / transaction |", "|---:|---:|---:|---:|---:|---:|---:|---|"]
         for t in steps:
-            lines.append("| %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |" % (
+            lines.append("| %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %s |" % (
                 t["events_per_transaction"], t["baseline_events_ms"], t["txn_events_ms"],
                 t["txn_position_and_commit_ms"], t["txn_markers_visible_ms"], t["txn_total_ms"],
-                t["txn_total_ms"] - t["baseline_events_ms"]))
+                t["txn_total_ms"] - t["baseline_events_ms"],
+                "%.2f / %.2f" % (t["baseline_cpu_ms"], t["txn_cpu_ms"]) if "txn_cpu_ms" in t else "-"))
         lines.append("")
 
     failures = "?"

@@ -27,7 +27,7 @@
 #                                  1M-event backlog until a read_committed reader sees it all,
 #                                  and latency at 1k events/s, at_least_once against
 #                                  exactly_once in interleaved rounds; writes
-#                                  bench/results/EXACTLY_ONCE.md (~15-30 min)
+#                                  bench/results/EXACTLY_ONCE.md (~15 min)
 #   BENCH_PEERS=debezium bash bench/run.sh [debezium]
 #                                  adds Debezium (Kafka Connect + PostgreSQL connector +
 #                                  Outbox Event Router, bench/debezium.sh) side by side;

@@ -11,12 +11,14 @@
  * AddPartitionsToTxn, EndTxn), then poll the topic's last stable offsets
  * (read_committed) until they reach the end offsets: the commit markers.
  * The same rounds without a transaction (an idempotent producer, events
- * only) come first as the baseline. Prints medians in ms as JSON.
+ * only) come first as the baseline. Prints medians in ms as JSON, and the
+ * CPU time of this process (librdkafka's threads included) per round.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -128,6 +130,16 @@ offsets(rd_kafka_t *rk, const char *topic, int nparts)
 	return sum;
 }
 
+/* CPU seconds of this process so far, all threads */
+static double
+cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
 static int
 cmp(const void *a, const void *b)
 {
@@ -164,6 +176,9 @@ main(int argc, char **argv)
 			   *commit,
 			   *markers,
 			   *total;
+	double		cpu0,
+				base_cpu,
+				txn_cpu = 0;
 
 	if (argc < 6)
 	{
@@ -198,6 +213,7 @@ main(int argc, char **argv)
 	/* the baseline: the same events, idempotent, no transaction */
 	rk = producer(brokers, NULL);
 	produce_events(rk, topic, n, 0);	/* warm-up: metadata, connections */
+	cpu0 = cpu_s();
 	for (int r = 0; r < rounds; r++)
 	{
 		double		t0 = now_ms();
@@ -205,6 +221,7 @@ main(int argc, char **argv)
 		produce_events(rk, topic, n, r);
 		base[r] = now_ms() - t0;
 	}
+	base_cpu = cpu_s() - cpu0;
 	rd_kafka_destroy(rk);
 
 	snprintf(txn_id, sizeof(txn_id), "bench-txn-steps-%d", (int) getpid());
@@ -216,6 +233,8 @@ main(int argc, char **argv)
 					t1,
 					t2,
 					t3;
+		if (r == 0)
+			cpu0 = cpu_s();
 		t0 = now_ms();
 		check(rd_kafka_begin_transaction(rk), "begin_transaction");
 		produce_events(rk, topic, n, r + 1);
@@ -227,6 +246,8 @@ main(int argc, char **argv)
 		outstanding++;
 		check(rd_kafka_commit_transaction(rk, 30000), "commit_transaction");
 		t2 = now_ms();
+		if (r >= 0)
+			txn_cpu += cpu_s() - cpu0;	/* the markers' polling below is not the producer's */
 		/*
 		 * The markers: the last stable offsets (read first) reach the end
 		 * offsets. Both only grow, so equal sums mean every partition's
@@ -247,6 +268,7 @@ main(int argc, char **argv)
 			usleep(1000);
 		}
 		t3 = now_ms();
+		cpu0 = cpu_s();
 		if (r < 0)
 			continue;			/* warm-up round */
 		events[r] = t1 - t0;
@@ -259,8 +281,10 @@ main(int argc, char **argv)
 	rd_kafka_destroy(ureader);
 	printf("{\"events_per_transaction\": %d, \"transactions\": %d, \"baseline_events_ms\": %.2f, "
 		   "\"txn_events_ms\": %.2f, \"txn_position_and_commit_ms\": %.2f, \"txn_markers_visible_ms\": %.2f, "
-		   "\"txn_total_ms\": %.2f, \"failed\": %d, \"librdkafka\": \"%s\"}\n",
+		   "\"txn_total_ms\": %.2f, \"baseline_cpu_ms\": %.2f, \"txn_cpu_ms\": %.2f, \"failed\": %d, "
+		   "\"librdkafka\": \"%s\"}\n",
 		   n, rounds, median(base, rounds), median(events, rounds), median(commit, rounds),
-		   median(markers, rounds), median(total, rounds), failed, rd_kafka_version_str());
+		   median(markers, rounds), median(total, rounds), base_cpu * 1e3 / rounds, txn_cpu * 1e3 / rounds,
+		   failed, rd_kafka_version_str());
 	return 0;
 }
