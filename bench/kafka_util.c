@@ -14,7 +14,18 @@
  *       prints "ready" on stdout once it is fetching, then writes one line
  *       "OUTBOX_ID RECV_US TS_MS" per record (RECV_US = CLOCK_REALTIME in
  *       microseconds when the record was handed to the application, TS_MS =
- *       the record's CreateTime) until SIGTERM or SIGINT.
+ *       the record's CreateTime) until SIGTERM or SIGINT. It reads with
+ *       isolation.level=read_committed (librdkafka's default, set explicitly
+ *       because bench/run.sh eos compares delivery modes through it).
+ *   kafka_util visible BROKERS TOPIC OUTFILE
+ *       every 10 ms, the sum of the partitions' last stable offsets (what a
+ *       read_committed consumer can read, transaction markers included);
+ *       writes "EPOCH_S SUM" to OUTFILE each time the sum changes, until
+ *       SIGTERM or SIGINT.
+ *   kafka_util count BROKERS TOPIC TIMEOUT_S
+ *       reads the topic from the beginning to its end as a read_committed
+ *       consumer and prints {"records": N, "distinct_ids": D}: D counts
+ *       distinct outbox-id headers, so N - D are duplicates.
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -234,6 +245,7 @@ cmd_consume(const char *brokers, const char *topic, const char *outfile)
 	set(conf, "enable.partition.eof", "false");
 	/* the broker answers a fetch as soon as one byte is there; this only bounds idle polls */
 	set(conf, "fetch.wait.max.ms", "100");
+	set(conf, "isolation.level", "read_committed");
 	rk = make(RD_KAFKA_CONSUMER, brokers, conf);
 	rd_kafka_poll_set_consumer(rk);
 
@@ -317,6 +329,160 @@ cmd_consume(const char *brokers, const char *topic, const char *outfile)
 	return 0;
 }
 
+/* Waits until the topic has leaders for every partition; its count, or 0 after 30 s. */
+static int
+await_partitions(rd_kafka_t *rk, const char *topic)
+{
+	double		start = wall_s();
+	int			nparts;
+
+	while ((nparts = partitions(rk, topic)) == 0)
+	{
+		if (wall_s() - start > 30)
+		{
+			fprintf(stderr, "kafka_util: topic %s not found\n", topic);
+			return 0;
+		}
+		usleep(100000);
+	}
+	return nparts;
+}
+
+/*
+ * ListOffsets carries the client's isolation.level: read_committed asks for
+ * the last stable offset, which a transaction's commit marker moves on.
+ */
+static int
+cmd_visible(const char *brokers, const char *topic, const char *outfile)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_t *rk;
+	FILE	   *out;
+	long long	last = -1;
+	int			nparts;
+
+	set(conf, "isolation.level", "read_committed");
+	rk = make(RD_KAFKA_CONSUMER, brokers, conf);
+	if ((nparts = await_partitions(rk, topic)) == 0)
+		return 1;
+	out = fopen(outfile, "w");
+	if (!out)
+	{
+		perror(outfile);
+		return 2;
+	}
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+	printf("ready\n");
+	fflush(stdout);
+	while (!stop)
+	{
+		long long	n = end_offsets(rk, topic, nparts);
+		double		t = wall_s();
+
+		if (n >= 0 && n != last)
+		{
+			fprintf(out, "%.6f %lld\n", t, n);
+			fflush(out);
+			last = n;
+		}
+		usleep(10000);
+	}
+	fclose(out);
+	rd_kafka_destroy(rk);
+	return 0;
+}
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+	int64_t		x = *(const int64_t *) a,
+				y = *(const int64_t *) b;
+
+	return (x > y) - (x < y);
+}
+
+static int
+cmd_count(const char *brokers, const char *topic, double timeout_s)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_t *rk;
+	rd_kafka_topic_partition_list_t *parts;
+	char		group[64];
+	int			nparts,
+				eofs = 0;
+	long long	n = 0,
+				distinct = 0;
+	size_t		nids = 0,
+				cap = 1 << 16;
+	int64_t    *ids = malloc(sizeof(int64_t) * cap);
+	double		start = wall_s();
+
+	snprintf(group, sizeof(group), "edu-outbox-bench-count-%d", (int) getpid());
+	set(conf, "group.id", group);
+	set(conf, "enable.auto.commit", "false");
+	set(conf, "enable.partition.eof", "true");
+	set(conf, "isolation.level", "read_committed");
+	rk = make(RD_KAFKA_CONSUMER, brokers, conf);
+	rd_kafka_poll_set_consumer(rk);
+	if ((nparts = await_partitions(rk, topic)) == 0)
+		return 1;
+	parts = rd_kafka_topic_partition_list_new(nparts);
+	for (int p = 0; p < nparts; p++)
+		rd_kafka_topic_partition_list_add(parts, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+	if (rd_kafka_assign(rk, parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		fprintf(stderr, "kafka_util: assign failed\n");
+		return 1;
+	}
+	rd_kafka_topic_partition_list_destroy(parts);
+
+	/* each partition reports its end once; the topic is idle by now */
+	while (eofs < nparts)
+	{
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+		rd_kafka_headers_t *hdrs;
+		const void *val;
+		size_t		len;
+
+		if (wall_s() - start > timeout_s)
+		{
+			fprintf(stderr, "kafka_util: count of %s timed out after %lld records\n", topic, n);
+			return 1;
+		}
+		if (!m)
+			continue;
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			eofs++;
+		else if (!m->err)
+		{
+			n++;
+			if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+				rd_kafka_header_get_last(hdrs, "outbox-id", &val, &len) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+				len < 32)
+			{
+				char		id[32];
+
+				memcpy(id, val, len);
+				id[len] = '\0';
+				if (nids == cap)
+					ids = realloc(ids, sizeof(int64_t) * (cap *= 2));
+				ids[nids++] = strtoll(id, NULL, 10);
+			}
+		}
+		rd_kafka_message_destroy(m);
+	}
+	qsort(ids, nids, sizeof(int64_t), cmp_i64);
+	for (size_t i = 0; i < nids; i++)
+		if (i == 0 || ids[i] != ids[i - 1])
+			distinct++;
+	printf("{\"records\": %lld, \"distinct_ids\": %lld}\n", n, distinct);
+	free(ids);
+	rd_kafka_consumer_close(rk);
+	rd_kafka_destroy(rk);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -328,6 +494,10 @@ main(int argc, char **argv)
 		return cmd_wait(argv[2], argv[3], 0, 0, true);
 	if (argc >= 5 && strcmp(argv[1], "consume") == 0)
 		return cmd_consume(argv[2], argv[3], argv[4]);
-	fprintf(stderr, "usage: kafka_util create|wait|offsets|consume BROKERS TOPIC ...\n");
+	if (argc >= 5 && strcmp(argv[1], "visible") == 0)
+		return cmd_visible(argv[2], argv[3], argv[4]);
+	if (argc >= 5 && strcmp(argv[1], "count") == 0)
+		return cmd_count(argv[2], argv[3], atof(argv[4]));
+	fprintf(stderr, "usage: kafka_util create|wait|offsets|consume|visible|count BROKERS TOPIC ...\n");
 	return 2;
 }

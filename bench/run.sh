@@ -23,6 +23,11 @@
 #                                  edu_outbox.coalesce_window = BENCH_CYCLE_WINDOWS (ms,
 #                                  or ms/librdkafka-properties, e.g. "2/linger.ms=0"),
 #                                  interleaved; writes bench/results/CYCLE.md
+#   bash bench/run.sh eos          what exactly-once delivery costs (issue 12): drain of a
+#                                  1M-event backlog until a read_committed reader sees it all,
+#                                  and latency at 1k events/s, at_least_once against
+#                                  exactly_once in interleaved rounds; writes
+#                                  bench/results/EXACTLY_ONCE.md (~15 min)
 #   BENCH_PEERS=debezium bash bench/run.sh [debezium]
 #                                  adds Debezium (Kafka Connect + PostgreSQL connector +
 #                                  Outbox Event Router, bench/debezium.sh) side by side;
@@ -40,7 +45,7 @@ BENCH=$ROOT/bench
 cd "$ROOT"
 
 MODE=${1:-all}
-case $MODE in all|sustained|durability|debezium|write|cycle) ;; *) echo "usage: $0 [all|sustained|durability|debezium|write|cycle]" >&2; exit 2 ;; esac
+case $MODE in all|sustained|durability|debezium|write|cycle|eos) ;; *) echo "usage: $0 [all|sustained|durability|debezium|write|cycle|eos]" >&2; exit 2 ;; esac
 PEERS=${BENCH_PEERS:-}
 [ "$MODE" = debezium ] && PEERS="$PEERS debezium"
 has_peer() { case " $PEERS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
@@ -53,10 +58,10 @@ trap 'log "failed at line $LINENO: $BASH_COMMAND"' ERR
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
   d_write_secs=5; d_rounds=1; d_n200=50000; d_n2k=10000; d_tput_rounds=1
-  d_lat_secs=5; d_short_secs=30; d_sample=5
+  d_lat_secs=5; d_short_secs=30; d_sample=5; d_eos_rounds=1
 else
   d_write_secs=10; d_rounds=3; d_n200=1000000; d_n2k=200000; d_tput_rounds=2
-  d_lat_secs=20; d_short_secs=120; d_sample=10
+  d_lat_secs=20; d_short_secs=120; d_sample=10; d_eos_rounds=3
 fi
 WRITE_SECS=${BENCH_WRITE_SECONDS:-$d_write_secs}     # pgbench -T per run
 ROUNDS=${BENCH_ROUNDS:-$d_rounds}                    # A,B rounds for write/capture cost
@@ -86,6 +91,10 @@ DUR_ROUNDS=${BENCH_DURABILITY_ROUNDS:-3}
 CYCLE_ROUNDS=${BENCH_CYCLE_ROUNDS:-2}
 CYCLE_WINDOWS=${BENCH_CYCLE_WINDOWS:-"0 1 2 5"}
 CYCLE_BUSY=${BENCH_CYCLE_BUSY:-0}                    # 1: a pgbench client on another table meanwhile
+EOS_N=${BENCH_EOS_BACKLOG:-$d_n200}                  # backlog drained per delivery mode (200-byte events)
+EOS_ROUNDS=${BENCH_EOS_ROUNDS:-$d_eos_rounds}
+EOS_RATE=${BENCH_EOS_RATE:-1000}                     # events/s of the latency runs
+EOS_CHUNKS=${BENCH_EOS_CHUNKS:-"10000 1000"}         # edu_outbox.chunk_max_events of the drains; the first also for latency
 export OUTBOX_DB=bench
 BROKER=127.0.0.1:$KAFKA_PORT
 OUT=${BENCH_OUT:-$BENCH/results}
@@ -113,6 +122,7 @@ mkdir -p "$BUILD"
 gcc -O2 -Wall -o "$BUILD/raw_producer" "$BENCH/raw_producer.c" -lrdkafka
 gcc -O2 -Wall -o "$BUILD/kafka_util" "$BENCH/kafka_util.c" -lrdkafka
 gcc -O2 -Wall -I"$(pg_config --includedir)" -o "$BUILD/publisher" "$BENCH/publisher.c" -lpq
+[ "$MODE" = eos ] && gcc -O2 -Wall -o "$BUILD/txn_steps" "$BENCH/txn_steps.c" -lrdkafka
 KU=$BUILD/kafka_util
 
 # ---------------------------------------------------------------- services
@@ -137,6 +147,7 @@ cleanup() {
   local rc=$?
   trap - ERR
   [ -n "${CONS_PID:-}" ] && kill "$CONS_PID" 2>/dev/null
+  [ -n "${VIS_PID:-}" ] && kill "$VIS_PID" 2>/dev/null
   [ -n "${SAMPLER_PID:-}" ] && kill "$SAMPLER_PID" 2>/dev/null
   [ -n "${RELAY_STOPPED:-}" ] && kill -CONT "$RELAY_STOPPED" 2>/dev/null
   PGDIR_EDU=$WORK/pg-standby PGPORT_EDU=$STANDBY_PORT scripts/pg.sh destroy >/dev/null 2>&1 || true
@@ -557,7 +568,7 @@ tput_relay() {
   local secs eps
   secs=$(calc "$t1 - $t0"); eps=$(calc "round($n / ($t1 - $t0), 1)")
   log "   ${size}B round $round relay: $n events in ${secs}s = $eps events/s (relay CPU $(calc "round($c1 - $c0, 2)") s)"
-  rec "{\"phase\": \"tput\", \"kind\": \"relay\", \"size\": $size, \"round\": $round, \"n\": $n, \"seconds\": $secs, \"events_per_s\": $eps, \"seconds_until_sql_drained\": $(calc "$t2 - $t0"), \"relay_cpu_s\": $(calc "round($c1 - $c0, 2)"), \"broker_cpu_s\": $(calc "round($k1 - $k0, 2)"), \"leaked_before_resume\": $leak, \"pause_method\": \"$method\", \"backlog_build_events_per_s\": $(calc "round($n / ($bl1 - $bl0), 1)"), \"load\": $(loadavg)}"
+  rec "{\"phase\": \"tput\", \"kind\": \"relay\", \"size\": $size, \"round\": $round, \"n\": $n, \"t0\": $t0, \"seconds\": $secs, \"events_per_s\": $eps, \"seconds_until_sql_drained\": $(calc "$t2 - $t0"), \"relay_cpu_s\": $(calc "round($c1 - $c0, 2)"), \"broker_cpu_s\": $(calc "round($k1 - $k0, 2)"), \"leaked_before_resume\": $leak, \"pause_method\": \"$method\", \"backlog_build_events_per_s\": $(calc "round($n / ($bl1 - $bl0), 1)"), \"load\": $(loadavg)}"
   # the delivered backlog is of no further use: start the next run with an empty outbox
   q "TRUNCATE edu_outbox.outbox"
 }
@@ -861,6 +872,150 @@ cycle_run() {
   rec "{\"phase\": \"cycle\", \"variant\": \"$name\", \"round\": $round, \"rate\": $DUR_RATE, $(cpu_json "$c0" "$c1" "$n"), $extra, \"load\": $(loadavg), \"publisher\": $pubres, \"stats\": $stats}"
 }
 
+# ---------------------------------------------------------------- 8. exactly once
+# What edu_outbox.delivery = exactly_once costs (issue 12): each chunk becomes
+# one Kafka transaction with a position record. Both modes are measured as a
+# read_committed consumer sees them, in interleaved rounds whose order
+# alternates. Switching the mode is a reload: the relay rebuilds its producer.
+POS_TOPIC=
+position_offsets() { "$KU" offsets "$BROKER" "$POS_TOPIC"; }
+
+# set_delivery MODE CHUNK: reload with that mode and chunk_max_events, then a short
+# warm-up through the (new) producer, not measured
+set_delivery() {
+  q "ALTER SYSTEM SET edu_outbox.delivery = '$1'"
+  q "ALTER SYSTEM SET edu_outbox.chunk_max_events = '$2'"
+  q "SELECT pg_reload_conf()" >/dev/null
+  sleep 1
+  "$KU" create "$BROKER" "bench-eos-warm-$RUN_ID" "$PARTITIONS"
+  "$BUILD/publisher" -d "$CONNINFO" -t "bench-eos-warm-$RUN_ID" -r "$EOS_RATE" -s 2 -p 4 \
+    -f "$(payload_file 200)" -o "$WORK/eos_warm.txt" >/dev/null
+  wait_drained 120 || die "the relay did not deliver the warm-up in $1 mode"
+}
+
+# eos_drain MODE CHUNK ROUND: a backlog of EOS_N events written while paused, then
+# timed from outbox_resume() until a read_committed reader can see every event
+# (the topic's last stable offsets stop moving; they count commit markers too)
+eos_drain() {
+  local delivery=$1 chunk=$2 round=$3 n pf topic per=$BACKLOG_TXN clients=2 txns bl0 bl1 c0 c1 t0 t1 t2 \
+        pos0 pos1 final count load deadline
+  pf=$(payload_file 200)
+  topic=bench-eos-drain-$delivery-$chunk-$round-$RUN_ID
+  "$KU" create "$BROKER" "$topic" "$PARTITIONS"
+  # one event first, so that the producer knows the topic before the clock starts
+  q "SELECT outbox_publish('$topic', \$\$$(cat "$pf")\$\$::jsonb, 'k0')" >/dev/null
+  wait_drained 60 || die "warm-up event not delivered"
+  relay_pause
+  txns=$(( (EOS_N + per * clients - 1) / (per * clients) ))
+  n=$(( txns * per * clients ))
+  bl0=$(now)
+  pgb -c $clients -j $clients -t "$txns" -f "$WORK/backlog.sql" -D "topic=$topic" -D "per_txn=$per" \
+      -D "payload=$(cat "$pf")" >/dev/null
+  bl1=$(now)
+  q "VACUUM (ANALYZE) edu_outbox.outbox"
+  q "CHECKPOINT"
+  rm -f "$WORK/visible.ready"
+  ( exec "$KU" visible "$BROKER" "$topic" "$WORK/visible.txt" >"$WORK/visible.ready" 2>>"$WORK/consumer.log" ) &
+  VIS_PID=$!
+  for _ in $(seq 1 100); do grep -q ready "$WORK/visible.ready" 2>/dev/null && break; sleep 0.1; done
+  pos0=$(position_offsets)
+  c0=$(cpu_snap)
+  t0=$(now)
+  relay_resume
+  # every record is in (the offsets also count markers, so this is a lower bound) ...
+  deadline=$(( $(date +%s) + 900 ))
+  until [ "$(tail -1 "$WORK/visible.txt" 2>/dev/null | cut -d' ' -f2)" -ge $((n + 1)) ] 2>/dev/null; do
+    [ "$(date +%s)" -ge "$deadline" ] && die "relay did not deliver $n events in 900 s"
+    sleep 0.1
+  done
+  # ... and the relay has recorded all of it as delivered (in exactly_once: committed)
+  wait_drained 300 || die "outbox not drained"
+  t2=$(now)
+  c1=$(cpu_snap)
+  load=$(loadavg)
+  # the coordinator writes the last transaction's markers after EndTxn returns
+  sleep 1.5
+  kill -TERM "$VIS_PID" 2>/dev/null; wait "$VIS_PID" 2>/dev/null || true
+  VIS_PID=
+  pos1=$(position_offsets)
+  final=$(tail -1 "$WORK/visible.txt" | cut -d' ' -f2)
+  t1=$(awk -v f="$final" '$2 >= f {print $1; exit}' "$WORK/visible.txt")
+  count=$("$KU" count "$BROKER" "$topic" 120) || die "could not count $topic"
+  local secs eps
+  secs=$(calc "round($t1 - $t0, 3)"); eps=$(calc "round($n / ($t1 - $t0), 1)")
+  log "   round $round $delivery chunk $chunk: $n events visible after ${secs}s = $eps events/s; $count; $(( (pos1 - pos0) / 2 )) transactions"
+  rec "{\"phase\": \"eos_drain\", \"delivery\": \"$delivery\", \"chunk_max_events\": $chunk, \"round\": $round, \"n\": $n, \"t0\": $t0, \"seconds\": $secs, \"events_per_s\": $eps, \"seconds_until_sql_drained\": $(calc "round($t2 - $t0, 3)"), \"final_offsets\": $final, \"visible\": $count, \"transactions\": $(( (pos1 - pos0) / 2 )), $(cpu_json "$c0" "$c1" "$n"), \"backlog_build_events_per_s\": $(calc "round($n / ($bl1 - $bl0), 1)"), \"load\": $load}"
+  cp "$WORK/visible.txt" "$DATA/eos_visible_${delivery}_${chunk}_r$round.txt"
+  q "TRUNCATE edu_outbox.outbox"
+}
+
+# eos_latency MODE ROUND: commit-to-consumer latency at EOS_RATE events/s of 200 B,
+# the consumer reading read_committed
+eos_latency() {
+  local delivery=$1 round=$2 pf topic pubres stats c0 c1 n pos0 pos1
+  pf=$(payload_file 200)
+  topic=bench-eos-lat-$delivery-$round-$RUN_ID
+  start_consumer "$topic" "$WORK/eos_cons.txt"
+  pos0=$(position_offsets)
+  c0=$(cpu_snap)
+  pubres=$("$BUILD/publisher" -d "$CONNINFO" -t "$topic" -r "$EOS_RATE" -s "$LAT_SECS" -w "$LAT_WARMUP" \
+           -p "$(pub_procs "$EOS_RATE")" -f "$pf" -o "$WORK/eos_pub.txt")
+  c1=$(cpu_snap)
+  wait_drained 120 || true
+  sleep 1
+  stop_consumer
+  pos1=$(position_offsets)
+  stats=$(/usr/bin/python3 "$BENCH/latency_stats.py" "$WORK/eos_pub.txt" "$WORK/eos_cons.txt" \
+          "$DATA/eos_cdf_${delivery}_r$round.txt")
+  n=$(wc -l <"$WORK/eos_pub.txt")
+  log "   round $round $delivery latency: $stats, $(( (pos1 - pos0) / 2 )) transactions"
+  rec "{\"phase\": \"eos_latency\", \"delivery\": \"$delivery\", \"round\": $round, \"rate\": $EOS_RATE, \"transactions\": $(( (pos1 - pos0) / 2 )), $(cpu_json "$c0" "$c1" "$n"), \"load\": $(loadavg), \"publisher\": $pubres, \"stats\": $stats}"
+}
+
+phase_eos() {
+  local round modes mode chunk lat_chunk
+  lat_chunk=${EOS_CHUNKS%% *}
+  POS_TOPIC=$(q "SHOW edu_outbox.position_topic")
+  log "8. exactly once: drain of $EOS_N events (chunk_max_events $EOS_CHUNKS) and latency at $EOS_RATE events/s, at_least_once vs exactly_once, $EOS_ROUNDS rounds"
+  {
+    echo "eos_backlog=$EOS_N"
+    echo "eos_rounds=$EOS_ROUNDS"
+    echo "eos_rate=$EOS_RATE"
+    echo "eos_chunks=$EOS_CHUNKS"
+    echo "coalesce_window=$(q "SHOW edu_outbox.coalesce_window")"
+    echo "chunk_max_bytes=$(q "SHOW edu_outbox.chunk_max_bytes")"
+  } >>"$DATA/env.txt"
+  # the first exactly_once start creates the position topic and warms the transaction coordinator
+  set_delivery exactly_once "$lat_chunk"
+  for round in $(seq 1 "$EOS_ROUNDS"); do
+    # alternate which mode goes first, so that a drift of the machine's load favours neither
+    if [ $((round % 2)) = 1 ]; then modes="at_least_once exactly_once"; else modes="exactly_once at_least_once"; fi
+    for mode in $modes; do
+      for chunk in $EOS_CHUNKS; do
+        set_delivery "$mode" "$chunk"
+        eos_drain "$mode" "$chunk" "$round"
+      done
+      set_delivery "$mode" "$lat_chunk"
+      eos_latency "$mode" "$round"
+    done
+  done
+  q "ALTER SYSTEM RESET edu_outbox.delivery" && q "ALTER SYSTEM RESET edu_outbox.chunk_max_events"
+  q "SELECT pg_reload_conf()" >/dev/null
+  # one transaction step by step, on the same broker, without the relay (bench/txn_steps.c)
+  log "   one transaction step by step (bench/txn_steps.c, 100 transactions per size)"
+  "$KU" create "$BROKER" "bench-eos-steps-$RUN_ID" "$PARTITIONS"
+  "$KU" create "$BROKER" "bench-eos-steps-pos-$RUN_ID" 1
+  local n
+  for n in 1 100 1000 10000; do
+    "$BUILD/txn_steps" "$BROKER" "bench-eos-steps-$RUN_ID" "bench-eos-steps-pos-$RUN_ID" 100 "$n" \
+      2>>"$WORK/consumer.log" >>"$DATA/eos_txn_steps.jsonl" || log "warning: txn_steps $n failed"
+  done
+  # what the relay logged about transactions that failed, if anything
+  grep -c -E 'could not (begin|commit|abort|initialize) a Kafka transaction|was fenced' "$PGDIR_EDU/server.log" \
+    >"$DATA/eos_txn_failures.txt" || true
+  grep 'edu_outbox' "$PGDIR_EDU/server.log" | grep -v 'statement:' >"$DATA/eos_relay_log.txt" || true
+}
+
 # ---------------------------------------------------------------- main
 record_environment
 warm_up
@@ -877,6 +1032,8 @@ elif [ "$MODE" = write ]; then
   phase_capture
 elif [ "$MODE" = cycle ]; then
   phase_cycle
+elif [ "$MODE" = eos ]; then
+  phase_eos
 else
   prepare_write_builds
   phase_write
@@ -892,8 +1049,10 @@ log "writing the report and plots to $OUT"
 mkdir -p "$OUT"
 if [ "$MODE" = cycle ]; then
   /usr/bin/python3 "$BENCH/cycle_report.py" "$DATA" "$OUT"
+elif [ "$MODE" = eos ]; then
+  /usr/bin/python3 "$BENCH/eos_report.py" "$DATA" "$OUT"
 elif [ "$MODE" != debezium ]; then
   /usr/bin/python3 "$BENCH/report.py" "$MODE" "$DATA" "$OUT"
 fi
 has_peer debezium && [ "$MODE" != sustained ] && /usr/bin/python3 "$BENCH/debezium_report.py" "$DATA" "$OUT"
-log "done: $OUT/$(case $MODE in sustained) echo SUSTAINED.md ;; durability) echo DURABILITY.md ;; cycle) echo "CYCLE.md or CYCLE_BUSY.md" ;; debezium) echo DEBEZIUM.md ;; write) echo WRITE.md ;; *) echo REPORT.md ;; esac)"
+log "done: $OUT/$(case $MODE in sustained) echo SUSTAINED.md ;; durability) echo DURABILITY.md ;; cycle) echo "CYCLE.md or CYCLE_BUSY.md" ;; eos) echo EXACTLY_ONCE.md ;; debezium) echo DEBEZIUM.md ;; write) echo WRITE.md ;; *) echo REPORT.md ;; esac)"
