@@ -436,6 +436,26 @@ plot '%s' using 1:($2/1048576) with linespoints lw 2 title 'outbox size (MB)', \
 """ % (png, title, tsv), out)
 
 
+def latency_windows_plot(windows, name, png, title, out, data_out):
+    """Commit-to-consumer latency per sampling window over the run (p50, p99, max)."""
+    tsv = os.path.join(data_out, name + "_latency_windows.tsv")
+    with open(tsv, "w") as f:
+        f.write("t_s\tevents\tp50_ms\tp99_ms\tmax_ms\n")
+        for w in windows:
+            f.write("%s\t%d\t%.3f\t%.3f\t%.3f\n" % (w["t"], w["n"], w["p50_ms"], w["p99_ms"], w["max_ms"]))
+    gnuplot(TERM + """set output '%s'
+set title '%s'
+set xlabel 'time (s)'
+set ylabel 'latency (ms, log scale)'
+set logscale y
+set grid
+set key outside bottom center horizontal
+plot 'data/%s' using 1:($3 < 0.1 ? 0.1 : $3) skip 1 with lines lw 2 title 'p50', \\
+     '' using 1:($4 < 0.1 ? 0.1 : $4) skip 1 with lines lw 2 title 'p99', \\
+     '' using 1:($5 < 0.1 ? 0.1 : $5) skip 1 with lines dt 2 title 'max'
+""" % (png, title, os.path.basename(tsv)), out)
+
+
 def sustained_section(rows, name, out, data_out, heading):
     r = next((x for x in rows if x["phase"] == name), None)
     if r is None:
@@ -476,6 +496,11 @@ def sustained_section(rows, name, out, data_out, heading):
              "| relay + broker CPU/event, machine busy | %s us, %s |" % cpu_cells(r),
              "", "![outbox size over time](%s)" % png, ""]
     if s.get("windows"):
+        lat_png = png.replace("table_size", "latency")
+        latency_windows_plot(s["windows"], name, lat_png,
+                             "Latency per %s-s window at %s events/s (200 B)" % (
+                                 ENV[0].get("sample_seconds"), fmt(r["rate"])), out, data_out)
+        lines += ["![latency per window](%s)" % lat_png, ""]
         worst = max(s["windows"], key=lambda w: w["p99_ms"])
         lines += ["Worst %s-s window: p99 %s ms, max %s ms (at t=%s s)." % (
             ENV[0].get("sample_seconds"), fmt(worst["p99_ms"], 1), fmt(worst["max_ms"], 1), fmt(worst["t"])), ""]
@@ -559,8 +584,9 @@ def main():
         if (name.startswith(prefix) if prefix else
                 not name.startswith(("sustained", "write_"))):
             os.unlink(os.path.join(data_out, name))
-    stale = {"sustained": ["SUSTAINED.md", "sustained_table_size.png"], "write": ["WRITE.md"]}.get(
-        mode, ["REPORT.md", "throughput.png", "latency_cdf.png", "table_size_short.png"])
+    stale = {"sustained": ["SUSTAINED.md", "sustained_table_size.png", "sustained_latency.png"],
+             "write": ["WRITE.md"]}.get(
+        mode, ["REPORT.md", "throughput.png", "latency_cdf.png", "table_size_short.png", "latency_short.png"])
     for name in stale:
         if os.path.exists(os.path.join(out, name)):
             os.unlink(os.path.join(out, name))
