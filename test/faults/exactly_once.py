@@ -42,6 +42,7 @@ POST_FAULT = 5
 Scenario = Failed = run_relay_kill_eos = None
 DURATION = 10             # workload seconds of this module's scenarios (faults.py's EOS_DURATION)
 LAST = {}                 # scenario name -> the Scenario of its last run (for read_uncommitted_eos)
+HELD = []                 # HeldPosition locks not released yet (faults.py releases them after a failure)
 
 
 def bind(scenario_cls, failed_cls, relay_kill_eos, duration):
@@ -108,6 +109,7 @@ class HeldPosition:
     def __init__(self, dbname=None):
         self.dbname = dbname
         self.conn = connect(autocommit=False, dbname=dbname)   # before the stall: no delay later
+        HELD.append(self)
 
     def hold(self):
         with self.conn.cursor() as cur:
@@ -118,7 +120,9 @@ class HeldPosition:
         return self.seq
 
     def release(self):
-        """The crash took the connection; this only tidies up."""
+        """After a crash this only tidies up; otherwise it lets the relay go on."""
+        if self in HELD:
+            HELD.remove(self)
         try:
             self.conn.close()
         except Exception:

@@ -2,21 +2,27 @@
 """Fault-injection scenarios for edu_outbox: break Kafka, the relay worker or
 PostgreSQL on purpose while writers publish, then prove that nothing was lost,
 nothing phantom arrived and per-key commit order held (duplicates are allowed:
-delivery is at least once, and they are counted).
+delivery is at least once, and they are counted). The *_eos scenarios run the
+relay with edu_outbox.delivery = exactly_once and read the topic read_committed:
+there a duplicate fails as well (exactly_once.py).
 
 Run by test/faults/run.sh, which starts a single Kafka broker and PostgreSQL
 and sets the environment. Prints TAP (`ok N - name`, `1..N`) and one line per
 scenario: scenario=<name> written=<n> lost=<n> phantom=<n> order_violations=<n> duplicates=<n>
 
     faults.py [SCENARIO ...]     default: all, in this order:
-        checker_self_test kafka_kill kafka_outage relay_kill two_databases pg_crash
-        cluster_leader_kill sasl_ssl failover_async_wait
-        failover_async_nowait failover_sync async_commit_crash
+        checker_self_test kafka_kill kafka_kill_eos kafka_outage kafka_outage_eos
+        relay_kill relay_kill_eos read_uncommitted_eos two_databases pg_crash
+        pg_crash_eos fencing_eos cluster_leader_kill cluster_leader_kill_eos
+        sasl_ssl failover_async_wait failover_async_nowait failover_sync
+        async_commit_crash
 
 Knobs (environment): FAULT_QUICK=1 (shorter spells), FAULT_SOAK=1 (long
 workloads, repeated faults), FAULT_DURATION (workload seconds per scenario),
-FAULT_OUTAGE_SECONDS (broker down time in kafka_outage), FAULT_ROUNDS (faults
-per scenario), FAULT_WRITERS, FAULT_KEYS, FAULT_THINK_MS, FAULT_DRAIN_TIMEOUT.
+FAULT_OUTAGE_SECONDS (broker down time in kafka_outage), FAULT_EOS_DURATION and
+FAULT_EOS_OUTAGE_SECONDS (the same for the *_eos scenarios, default half),
+FAULT_ROUNDS (faults per scenario), FAULT_WRITERS, FAULT_KEYS, FAULT_THINK_MS,
+FAULT_DRAIN_TIMEOUT.
 """
 import contextlib
 import os
@@ -136,28 +142,35 @@ class Scenario:
         return "the relay was sending %s events just before" % (n or "? (missed)")
 
     def arm_in_kafka(self):
-        """Gets the relay to send a big chunk and waits until some of its records
-        are in Kafka (read_uncommitted) while the relay still sends it: in
-        exactly_once mode the chunk's transaction is then open with records in
-        the log. Returns (whether that was seen, a description)."""
-        def count():
+        """Gets the relay to send a big chunk and catches it with some of the
+        chunk's records in Kafka (read_uncommitted) while it still says it is
+        sending: in exactly_once mode the chunk's transaction is then open with
+        records in the log. To see that without a race, the relay runs in
+        short steps: 20 ms on, then frozen (SIGSTOP) for a look. Returns (seen,
+        description, pid): if seen, the relay is left frozen in that state for
+        the fault, which must kill it (SIGKILL ends a frozen process too)."""
+        def in_kafka():
             return len(consume(self.topic, self.brokers, [exactly_once.READ_UNCOMMITTED]))
-        before = stall_relay(STALL, self.dbname, while_frozen=count)
-        n = wait_relay_sending(50, 10, self.dbname)
-        deadline = time.time() + 10
+        self.workload.extend(STALL + POST_FAULT)     # the writers go on meanwhile
+        before = stall_relay(STALL, self.dbname, while_frozen=in_kafka)
+        pid = relay_pid(self.dbname)
+        grown, activity = 0, ""
+        deadline = time.time() + 30
         while time.time() < deadline:
-            grown = count() - before
+            time.sleep(0.02)
+            os.kill(pid, signal.SIGSTOP)
             activity = relay_activity(self.dbname) or ""
-            if grown > 0 and activity.startswith("edu_outbox: sending"):
-                return True, ("after a %ds freeze the relay was sending %s events, %d of them in "
-                              "Kafka, the relay still %r" % (STALL, n or "? (missed)", grown, activity))
-            if grown > 0 or not activity.startswith("edu_outbox: sending"):
-                break
-            time.sleep(0.05)
-        return False, ("after a %ds freeze the relay was sending %s events; it was not seen with "
-                       "records in Kafka and still sending (%d new records, relay %r, status %s)"
-                       % (STALL, n or "? (missed)", grown, activity,
-                          exactly_once.relay_status(self.dbname)))
+            grown = in_kafka() - before
+            m = re.match(r"edu_outbox: sending (\d+) events", activity)
+            if m and grown > 0:
+                return True, ("after a %ds freeze, frozen while sending %s events with %d of them "
+                              "in Kafka (transaction open)" % (STALL, m.group(1), grown)), pid
+            os.kill(pid, signal.SIGCONT)
+            if grown > 0:
+                break          # the chunk got through between two looks
+        return False, ("after a %ds freeze the relay was not caught with records in Kafka while "
+                       "sending (%d new records, relay %r, status %s)"
+                       % (STALL, grown, activity, exactly_once.relay_status(self.dbname))), None
 
     def arm_committed(self):
         """Gets the relay between a Kafka commit and PostgreSQL's record of it
@@ -165,6 +178,9 @@ class Scenario:
         chunk's position in PostgreSQL but not in Kafka. Returns the hold (to
         release after the fault) and a description."""
         held = exactly_once.HeldPosition(self.dbname)
+        # the writers go on, so the relay's next position update follows a commit in Kafka
+        # (an idle relay also rewrites its position now and then, without one)
+        self.workload.extend(STALL + POST_FAULT)
         stall_relay(STALL, self.dbname)
         n = wait_relay_sending(50, 10, self.dbname)
         missed = "" if n else " (status then: %s)" % (exactly_once.relay_status(self.dbname),)
@@ -364,7 +380,7 @@ def run_relay_kill(name, duration=None, eos=False):
         if eos and i % 2 == 1:
             held, armed = s.arm_committed()
         elif eos:
-            in_kafka, armed = s.arm_in_kafka()
+            in_kafka, armed, _ = s.arm_in_kafka()
             s.open_txn_kills += in_kafka
         else:
             armed = s.arm(i, big_first=False)
@@ -451,14 +467,18 @@ def run_pg_crash(name, duration=None, eos=False):
     for i, t in enumerate(s.fault_times(6, rounds)):
         s.at(t)
         held = None
+        frozen = None
         if eos and i % 2 == 0:
             held, armed = s.arm_committed()
         elif eos:
-            in_kafka, armed = s.arm_in_kafka()
+            in_kafka, armed, frozen = s.arm_in_kafka()
             s.open_txn_kills += in_kafka
         else:
             armed = s.arm(i)
-        script("pg.sh", "kill")
+        if frozen:
+            failover.immediate_stop([frozen])    # the frozen relay cannot act on the stop
+        else:
+            script("pg.sh", "kill")
         note("%s: immediate stop at %.1fs, %s" % (name, time.time() - s.t0, armed))
         if held:
             held.release()
@@ -732,6 +752,8 @@ def main(names):
                 w.stop()
                 w.join(timeout=15)
             ACTIVE.clear()
+            for held in list(exactly_once.HELD):   # nor the relay waiting on a row lock
+                held.release()
     print("1..%d" % len(chosen), flush=True)
     return 1 if failed else 0
 
