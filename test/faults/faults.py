@@ -25,6 +25,7 @@ FAULT_ROUNDS (faults per scenario), FAULT_WRITERS, FAULT_KEYS, FAULT_THINK_MS,
 FAULT_DRAIN_TIMEOUT.
 """
 import contextlib
+import json
 import os
 import pwd
 import re
@@ -146,31 +147,42 @@ class Scenario:
         chunk's records in Kafka (read_uncommitted) while it still says it is
         sending: in exactly_once mode the chunk's transaction is then open with
         records in the log. To see that without a race, the relay runs in
-        short steps: 20 ms on, then frozen (SIGSTOP) for a look. Returns (seen,
+        short steps: 20 ms on, then frozen (SIGSTOP) for a look. Two looks in a
+        row at the same "sending N events", the second with more records in the
+        topic, show records of that very chunk in Kafka. Returns (seen,
         description, pid): if seen, the relay is left frozen in that state for
         the fault, which must kill it (SIGKILL ends a frozen process too)."""
         def in_kafka():
             return len(consume(self.topic, self.brokers, [exactly_once.READ_UNCOMMITTED]))
         self.workload.extend(STALL + POST_FAULT)     # the writers go on meanwhile
-        before = stall_relay(STALL, self.dbname, while_frozen=in_kafka)
+        stall_relay(STALL, self.dbname)
         pid = relay_pid(self.dbname)
-        grown, activity = 0, ""
+        base = last = None        # records in the topic at the first look at this chunk
+        activity, count = "", 0
         deadline = time.time() + 30
         while time.time() < deadline:
             time.sleep(0.02)
             os.kill(pid, signal.SIGSTOP)
-            activity = relay_activity(self.dbname) or ""
-            grown = in_kafka() - before
+            try:
+                activity = relay_activity(self.dbname) or ""
+                count = in_kafka()
+            except BaseException:
+                os.kill(pid, signal.SIGCONT)
+                raise
             m = re.match(r"edu_outbox: sending (\d+) events", activity)
-            if m and grown > 0:
-                return True, ("after a %ds freeze, frozen while sending %s events with %d of them "
-                              "in Kafka (transaction open)" % (STALL, m.group(1), grown)), pid
+            if m and activity == last and count > base:
+                return True, ("after a %ds freeze, frozen while sending %s events, %d of them "
+                              "put in Kafka since the look before (transaction open)"
+                              % (STALL, m.group(1), count - base)), pid
             os.kill(pid, signal.SIGCONT)
-            if grown > 0:
+            if m and activity != last:
+                base = count
+            elif not m and base is not None:
                 break          # the chunk got through between two looks
-        return False, ("after a %ds freeze the relay was not caught with records in Kafka while "
-                       "sending (%d new records, relay %r, status %s)"
-                       % (STALL, grown, activity, exactly_once.relay_status(self.dbname))), None
+            last = activity
+        return False, ("after a %ds freeze the relay was not caught with records of its chunk in "
+                       "Kafka while sending (relay %r, status %s)"
+                       % (STALL, activity, exactly_once.relay_status(self.dbname))), None
 
     def arm_committed(self):
         """Gets the relay between a Kafka commit and PostgreSQL's record of it
@@ -581,7 +593,28 @@ def run_cluster_faults(s):
     s.finish()
     note("%s: partition 0 isr after the run: %s" % (s.name, script(
         "kafka-cluster.sh", "isr", s.topic, 0, capture=True, check=False)))
+    if s.eos:
+        check_replication(s, ["edu_outbox_positions", "__transaction_state"])
     s.verdict()
+
+
+def check_replication(s, topics):
+    """exactly_once on the cluster: the position topic and the transaction state
+    log must survive a node, so every partition needs all three replicas."""
+    for topic in topics:
+        out = subprocess.run(["kcat", "-b", s.brokers, "-L", "-J", "-t", topic],
+                             capture_output=True, text=True, timeout=60)
+        try:
+            t = json.loads(out.stdout)["topics"][0]
+        except (ValueError, KeyError, IndexError):
+            s.problems.append("kcat -L -t %s: %s" % (topic, (out.stderr or out.stdout)[-300:]))
+            continue
+        replicas = sorted({len(p.get("replicas", [])) for p in t.get("partitions", [])})
+        note("%s: topic %s: %d partition(s) with %s replicas%s" % (
+            s.name, topic, len(t.get("partitions", [])), replicas,
+            " (%s)" % t["error"] if t.get("error") else ""))
+        s.require(replicas == [3], "topic %s is not replicated 3 times: %s %s"
+                  % (topic, replicas, t.get("error", "")))
 
 
 def scenario_cluster_leader_kill():
