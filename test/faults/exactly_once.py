@@ -13,8 +13,8 @@ must be 0 as well) and adds the two scenarios of this module:
                           the relay is fenced and sends nothing until a reload,
                           which takes the id back and fences the intruder
 
-faults.py imports this module and calls bind() with its Scenario and Failed
-the function that runs relay_kill_eos and the workload seconds.
+faults.py imports this module and calls bind() with its Scenario and Failed,
+the function that runs relay_kill_eos, and the workload seconds.
 """
 import contextlib
 import os
@@ -102,8 +102,8 @@ def exactly_once(**settings):
 class HeldPosition:
     """Holds the relay between a Kafka commit and PostgreSQL's record of it: a
     row lock on edu_outbox.relay_state makes the relay's next position update
-    wait, and that update only comes after a chunk's transaction (with its
-    position record) committed in Kafka. A kill then lands exactly where a
+    wait, and while the writers go on that update only comes after a chunk's
+    transaction (with its position record) committed in Kafka. A kill then lands exactly where a
     crash loses relay_state's last, asynchronously committed update."""
 
     def __init__(self, dbname=None):
