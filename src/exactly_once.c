@@ -131,7 +131,8 @@ outbox_eos_reconcile(OutboxBatch *batch)
 
 RelayTxnResult
 outbox_eos_commit(RelayProducer *producer, const char *txn_id, const OutboxBatch *batch,
-				  DecidePosition after, int64 *seq, char *errbuf, size_t errlen)
+				  DecidePosition after, void (*waiting) (void),
+				  int64 *seq, char *errbuf, size_t errlen)
 {
 	RelayPosition pos;
 	char	   *json;
@@ -169,5 +170,6 @@ outbox_eos_commit(RelayProducer *producer, const char *txn_id, const OutboxBatch
 			/* leave it to the next start: init_transactions settles it */
 			return RELAY_TXN_RETRY;
 		}
+		waiting();
 	}
 }

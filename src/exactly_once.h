@@ -47,9 +47,12 @@ extern bool outbox_eos_reconcile(OutboxBatch *batch);
  * Adds the position after the chunk (seq = batch's + 1) to the open
  * transaction and commits it. RELAY_TXN_OK: the events and the position are
  * in Kafka; the caller moves the batch and sets its position_seq to *seq.
+ * A commit that cannot finish yet (no broker, say) is retried; waiting() is
+ * called between the attempts, so the worker can report why it waits.
  */
 extern RelayTxnResult outbox_eos_commit(RelayProducer *producer, const char *txn_id,
 										const OutboxBatch *batch, DecidePosition after,
+										void (*waiting) (void),
 										int64 *seq, char *errbuf, size_t errlen);
 
 #endif

@@ -796,6 +796,18 @@ persist_dead_letters_now(void)
 }
 
 /*
+ * exactly_once: the chunk's commit is still waiting for Kafka. A broker
+ * outage can last the whole wait: log it, say so in the status and report a
+ * stall, as send_chunk does while it waits for acknowledgements.
+ */
+static void
+commit_waiting(void)
+{
+	log_broker_health();
+	check_stall(waiting_reason());
+}
+
+/*
  * exactly_once: commits the chunk's transaction with the position after it
  * if every event was handled without a dead letter, else aborts it: then
  * nothing of it is visible to read_committed readers, and its dead letters
@@ -837,8 +849,8 @@ finish_transaction(const OutboxEvent *events, int n, const DecideOutput *out,
 		note_dead_letters(events, out, chunk, devents);
 		persist_dead_letters_now();
 	}
-	r = outbox_eos_commit(producer, producer_txn_id, &batch, out->position, &seq,
-						  errbuf, sizeof(errbuf));
+	r = outbox_eos_commit(producer, producer_txn_id, &batch, out->position, commit_waiting,
+						  &seq, errbuf, sizeof(errbuf));
 	if (r != RELAY_TXN_OK)
 	{
 		transaction_failed(r, "commit", errbuf);

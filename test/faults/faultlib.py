@@ -113,13 +113,15 @@ def relay_pid(dbname=None):
     return rows[0][0] if rows else None
 
 
-def stall_relay(seconds, dbname=None):
+def stall_relay(seconds, dbname=None, while_frozen=None):
     """Freezes the relay (SIGSTOP) while the writers go on, so that a backlog
-    builds up and its next chunk is a big one."""
+    builds up and its next chunk is a big one. Returns what while_frozen(),
+    called at the end of the freeze, returns."""
     pid = relay_pid(dbname)
     os.kill(pid, signal.SIGSTOP)
     try:
         time.sleep(seconds)
+        return while_frozen() if while_frozen else None
     finally:
         os.kill(pid, signal.SIGCONT)
 

@@ -2,22 +2,30 @@
 """Fault-injection scenarios for edu_outbox: break Kafka, the relay worker or
 PostgreSQL on purpose while writers publish, then prove that nothing was lost,
 nothing phantom arrived and per-key commit order held (duplicates are allowed:
-delivery is at least once, and they are counted).
+delivery is at least once, and they are counted). The *_eos scenarios run the
+relay with edu_outbox.delivery = exactly_once and read the topic read_committed:
+there a duplicate fails as well (exactly_once.py).
 
 Run by test/faults/run.sh, which starts a single Kafka broker and PostgreSQL
 and sets the environment. Prints TAP (`ok N - name`, `1..N`) and one line per
 scenario: scenario=<name> written=<n> lost=<n> phantom=<n> order_violations=<n> duplicates=<n>
 
     faults.py [SCENARIO ...]     default: all, in this order:
-        checker_self_test kafka_kill kafka_outage relay_kill two_databases pg_crash
-        cluster_leader_kill sasl_ssl failover_async_wait
-        failover_async_nowait failover_sync async_commit_crash
+        checker_self_test kafka_kill kafka_kill_eos kafka_outage kafka_outage_eos
+        relay_kill relay_kill_eos read_uncommitted_eos two_databases pg_crash
+        pg_crash_eos fencing_eos cluster_leader_kill cluster_leader_kill_eos
+        sasl_ssl failover_async_wait failover_async_nowait failover_sync
+        async_commit_crash
 
 Knobs (environment): FAULT_QUICK=1 (shorter spells), FAULT_SOAK=1 (long
 workloads, repeated faults), FAULT_DURATION (workload seconds per scenario),
-FAULT_OUTAGE_SECONDS (broker down time in kafka_outage), FAULT_ROUNDS (faults
-per scenario), FAULT_WRITERS, FAULT_KEYS, FAULT_THINK_MS, FAULT_DRAIN_TIMEOUT.
+FAULT_OUTAGE_SECONDS (broker down time in kafka_outage), FAULT_EOS_DURATION and
+FAULT_EOS_OUTAGE_SECONDS (the same for the *_eos scenarios, default half),
+FAULT_ROUNDS (faults per scenario), FAULT_WRITERS, FAULT_KEYS, FAULT_THINK_MS,
+FAULT_DRAIN_TIMEOUT.
 """
+import contextlib
+import json
 import os
 import pwd
 import re
@@ -37,6 +45,7 @@ from faultlib import (DB, PG_DIR, ServerLog, consume, relay_activity, relay_pid,
                       wait_until)
 from workload import Workload, env_float  # noqa: E402
 import failover  # noqa: E402
+import exactly_once  # noqa: E402
 
 QUICK = os.environ.get("FAULT_QUICK") == "1"
 SOAK = os.environ.get("FAULT_SOAK") == "1"
@@ -44,6 +53,9 @@ DURATION = env_float("FAULT_DURATION", 150 if SOAK else (14 if QUICK else 20))
 OUTAGE = env_float("FAULT_OUTAGE_SECONDS", 180 if SOAK else (20 if QUICK else 60))
 ROUNDS = int(env_float("FAULT_ROUNDS", 5 if SOAK else 1))
 DRAIN_TIMEOUT = env_float("FAULT_DRAIN_TIMEOUT", 180)
+# the exactly_once variants repeat faults the suite already shows at least once: shorter spells
+EOS_DURATION = env_float("FAULT_EOS_DURATION", DURATION / 2)
+EOS_OUTAGE = env_float("FAULT_EOS_OUTAGE_SECONDS", OUTAGE / 2)
 KAFKA_DOWN = 4          # seconds a SIGKILLed broker stays down
 CLUSTER_NODE_DOWN = 15  # seconds (at least) the killed partition leader stays down
 PG_DOWN = 3             # seconds PostgreSQL stays down after an immediate stop
@@ -69,13 +81,16 @@ class Scenario:
     """One run: workload + scheduled faults + drain + check."""
 
     def __init__(self, name, duration=None, brokers=None, kafka_extra=(), expected_relay_starts=0,
-                 dbname=None):
+                 dbname=None, eos=False):
         self.name = name
+        self.eos = eos           # exactly_once: read_committed, and duplicates fail too
+        self.resumes = []        # exactly_once: the relay took its position from Kafka (details)
+        self.open_txn_kills = 0  # faults that struck with an open transaction's records in Kafka
         self.dbname = dbname or DB
         self.topic = "faults-%s-%s" % (name.replace("_", "-"), uuid.uuid4().hex[:8])
         self.duration = duration or DURATION
         self.brokers = brokers
-        self.kafka_extra = kafka_extra
+        self.kafka_extra = ((exactly_once.READ_COMMITTED,) if self.eos else ()) + tuple(kafka_extra)
         self.expected_relay_starts = expected_relay_starts
         self.problems = []
         self.log = ServerLog()
@@ -90,6 +105,8 @@ class Scenario:
         wait_until(lambda: undelivered_count(self.dbname) == 0, DRAIN_TIMEOUT,
                    "earlier scenarios' events to be delivered")
         self.log.mark()
+        if self.eos:
+            self.position_seq = exactly_once.position_seq(self.dbname)
         self.workload = Workload(self.name, self.topic, self.duration, dbname=self.dbname)
         self.workload.setup()
         self.t0 = time.time()
@@ -124,6 +141,65 @@ class Scenario:
                 STALL, n or "? (missed)")
         n = wait_relay_sending(1, 3, self.dbname)
         return "the relay was sending %s events just before" % (n or "? (missed)")
+
+    def arm_in_kafka(self):
+        """Gets the relay to send a big chunk and catches it with some of the
+        chunk's records in Kafka (read_uncommitted) while it still says it is
+        sending: in exactly_once mode the chunk's transaction is then open with
+        records in the log. To see that without a race, the relay runs in
+        short steps: 20 ms on, then frozen (SIGSTOP) for a look. Two looks in a
+        row at the same "sending N events", the second with more records in the
+        topic, show records of that very chunk in Kafka. Returns (seen,
+        description, pid): if seen, the relay is left frozen in that state for
+        the fault, which must kill it (SIGKILL ends a frozen process too)."""
+        def in_kafka():
+            return len(consume(self.topic, self.brokers, [exactly_once.READ_UNCOMMITTED]))
+        self.workload.extend(STALL + POST_FAULT)     # the writers go on meanwhile
+        stall_relay(STALL, self.dbname)
+        pid = relay_pid(self.dbname)
+        base = last = None        # records in the topic at the first look at this chunk
+        activity, count = "", 0
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            time.sleep(0.02)
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                activity = relay_activity(self.dbname) or ""
+                count = in_kafka()
+            except BaseException:
+                os.kill(pid, signal.SIGCONT)
+                raise
+            m = re.match(r"edu_outbox: sending (\d+) events", activity)
+            if m and activity == last and count > base:
+                return True, ("after a %ds freeze, frozen while sending %s events, %d of them "
+                              "put in Kafka since the look before (transaction open)"
+                              % (STALL, m.group(1), count - base)), pid
+            os.kill(pid, signal.SIGCONT)
+            if m and activity != last:
+                base = count
+            elif not m and base is not None:
+                break          # the chunk got through between two looks
+            last = activity
+        return False, ("after a %ds freeze the relay was not caught with records of its chunk in "
+                       "Kafka while sending (relay %r, status %s)"
+                       % (STALL, activity, exactly_once.relay_status(self.dbname))), None
+
+    def arm_committed(self):
+        """Gets the relay between a Kafka commit and PostgreSQL's record of it
+        (exactly_once.HeldPosition) after a big chunk: the fault that follows loses the
+        chunk's position in PostgreSQL but not in Kafka. Returns the hold (to
+        release after the fault) and a description."""
+        held = exactly_once.HeldPosition(self.dbname)
+        # the writers go on, so the relay's next position update follows a commit in Kafka
+        # (an idle relay also rewrites its position now and then, without one)
+        self.workload.extend(STALL + POST_FAULT)
+        stall_relay(STALL, self.dbname)
+        n = wait_relay_sending(50, 10, self.dbname)
+        missed = "" if n else " (status then: %s)" % (exactly_once.relay_status(self.dbname),)
+        seq = held.hold()
+        return held, ("after a %ds freeze the relay was sending %s events%s; it committed in Kafka "
+                      "and waits to record a position_seq past %d in PostgreSQL (row locked)"
+                      % (STALL, n or "? (missed)", missed, seq))
 
     def in_flight(self):
         try:
@@ -160,10 +236,25 @@ class Scenario:
             note("%s: %d phantom records reported, not asserted" % (self.name, len(res.phantom)))
         if not res.ok and not (self.phantoms_reported_only and res.ok_but_phantoms):
             self.problems.append("checker: " + res.summary())
+        if self.eos:
+            self.check_exactly_once(res)
         self.cross_check_clients()
         self.check_relay_log()
         self.check_dead_letters()
         return res
+
+    def check_exactly_once(self, res):
+        """No duplicate for a read_committed reader, and the chunks really went
+        as Kafka transactions (the position committed with them moved on)."""
+        self.require(not res.duplicates, "exactly_once: %d duplicates for a read_committed reader"
+                     % res.duplicates)
+        seq = exactly_once.position_seq(self.dbname)
+        note("%s: position_seq %d -> %d (chunks committed as Kafka transactions)"
+             % (self.name, self.position_seq, seq))
+        self.require(seq > self.position_seq, "exactly_once: no position was committed to Kafka")
+        self.resumes = exactly_once.resumes(self.log.text())
+        for detail in self.resumes:
+            note("%s: the relay resumed from its position in Kafka: %s" % (self.name, detail))
 
     def cross_check_clients(self):
         """What the writers saw must match what PostgreSQL committed."""
@@ -215,40 +306,50 @@ class Scenario:
 # ---------------------------------------------------------------------------
 # scenarios
 
-def scenario_kafka_kill():
-    """The broker is SIGKILLed mid-stream and restarted a few seconds later."""
-    s = Scenario("kafka_kill")
+def run_kafka_kill(name, duration=None, eos=False):
+    s = Scenario(name, duration=duration, eos=eos)
     s.start()
     for i, t in enumerate(s.fault_times(5, ROUNDS)):
         s.at(t)
         armed = s.arm(i)
         script("kafka.sh", "kill")
-        note("kafka_kill: SIGKILL broker at %.1fs, %s" % (time.time() - s.t0, armed))
+        note("%s: SIGKILL broker at %.1fs, %s" % (name, time.time() - s.t0, armed))
         time.sleep(KAFKA_DOWN)
         script("kafka.sh", "start")
-        note("kafka_kill: broker back at %.1fs" % (time.time() - s.t0))
+        note("%s: broker back at %.1fs" % (name, time.time() - s.t0))
         s.workload.extend(POST_FAULT)
     s.finish()
     s.verdict()
 
 
-def scenario_kafka_outage():
-    """The broker is stopped for a long spell: the outbox grows, then drains."""
-    s = Scenario("kafka_outage", duration=5 + OUTAGE + DURATION * 0.6)
+def scenario_kafka_kill():
+    """The broker is SIGKILLed mid-stream and restarted a few seconds later."""
+    run_kafka_kill("kafka_kill")
+
+
+def scenario_kafka_kill_eos():
+    """kafka_kill in exactly_once mode: the broker (also the transaction
+    coordinator) dies while a chunk's transaction is open."""
+    with exactly_once.exactly_once():
+        run_kafka_kill("kafka_kill_eos", EOS_DURATION, eos=True)
+
+
+def run_kafka_outage(name, outage, duration, eos=False):
+    s = Scenario(name, duration=5 + outage + duration * 0.6, eos=eos)
     s.start()
     s.at(5)
     script("kafka.sh", "stop")
     down_at = time.time()
-    note("kafka_outage: broker stopped at %.1fs for %.0fs" % (down_at - s.t0, OUTAGE))
+    note("%s: broker stopped at %.1fs for %.0fs" % (name, down_at - s.t0, outage))
     try:
-        time.sleep(min(5, OUTAGE / 4))
+        time.sleep(min(5, outage / 4))
         early = undelivered_count()
         committed_early = len(s.workload.client_committed)
-        time.sleep(max(0, down_at + OUTAGE - time.time()))
+        time.sleep(max(0, down_at + outage - time.time()))
         late = undelivered_count()
         committed_late = len(s.workload.client_committed)
-        note("kafka_outage: undelivered %d -> %d while down; commits %d -> %d"
-             % (early, late, committed_early, committed_late))
+        note("%s: undelivered %d -> %d while down; commits %d -> %d"
+             % (name, early, late, committed_early, committed_late))
         s.require(committed_late > committed_early, "publishing stopped while Kafka was down")
         s.require(late > early > 0, "the outbox did not grow while Kafka was down (%d -> %d)"
                   % (early, late))
@@ -256,33 +357,78 @@ def scenario_kafka_outage():
     finally:
         script("kafka.sh", "start")
     up_at = time.time()
-    note("kafka_outage: broker back at %.1fs" % (up_at - s.t0))
+    note("%s: broker back at %.1fs" % (name, up_at - s.t0))
     s.workload.extend(POST_FAULT)
     s.finish()
-    note("kafka_outage: drained %.1fs after the broker came back" % (time.time() - up_at))
+    note("%s: drained %.1fs after the broker came back" % (name, time.time() - up_at))
     s.require(any("cannot reach any Kafka broker" in line or "could not deliver" in line
                   for line in s.log.relay_lines()), "the outage was not logged")
     s.verdict()
 
 
-def scenario_relay_kill():
-    """The relay worker is SIGKILLed while sending; the postmaster restarts
-    every backend (writers reconnect), then the worker."""
+def scenario_kafka_outage():
+    """The broker is stopped for a long spell: the outbox grows, then drains."""
+    run_kafka_outage("kafka_outage", OUTAGE, DURATION)
+
+
+def scenario_kafka_outage_eos():
+    """kafka_outage in exactly_once mode, with a shorter outage."""
+    with exactly_once.exactly_once():
+        run_kafka_outage("kafka_outage_eos", EOS_OUTAGE, EOS_DURATION, eos=True)
+
+
+def run_relay_kill(name, duration=None, eos=False):
+    """At least once: every other round a big chunk is in flight. exactly_once:
+    a big chunk's transaction is open with records in Kafka (round 0, 2, ...),
+    or the relay has committed it in Kafka and waits to record that in
+    PostgreSQL (1, 3, ...)."""
     rounds = max(2, ROUNDS)
-    s = Scenario("relay_kill", expected_relay_starts=rounds)
+    s = Scenario(name, duration=duration, expected_relay_starts=rounds, eos=eos)
     s.start()
     for i, t in enumerate(s.fault_times(5, rounds) if rounds > 2 else
                              [5, max(9, s.duration * 0.55)]):
         s.at(t)
-        armed = s.arm(i, big_first=False)
+        held = None
+        if eos and i % 2 == 1:
+            held, armed = s.arm_committed()
+        elif eos:
+            in_kafka, armed, _ = s.arm_in_kafka()
+            s.open_txn_kills += in_kafka
+        else:
+            armed = s.arm(i, big_first=False)
         pid = relay_pid()
         os.kill(pid, signal.SIGKILL)
-        note("relay_kill: SIGKILL relay pid %d at %.1fs, %s" % (pid, time.time() - s.t0, armed))
+        note("%s: SIGKILL relay pid %d at %.1fs, %s" % (name, pid, time.time() - s.t0, armed))
         wait_until(lambda: (relay_pid() or pid) != pid, 90, "a new relay worker")
-        note("relay_kill: new relay pid %d at %.1fs" % (relay_pid(), time.time() - s.t0))
+        note("%s: new relay pid %d at %.1fs" % (name, relay_pid(), time.time() - s.t0))
+        if held:
+            held.release()
         s.workload.extend(POST_FAULT)
     s.finish()
+    if eos:
+        s.require(s.resumes, "the relay never resumed from its position in Kafka after a kill "
+                  "between the Kafka commit and the PostgreSQL update")
+    exactly_once.LAST[name] = s
     s.verdict()
+    return s
+
+
+def scenario_relay_kill():
+    """The relay worker is SIGKILLed while sending; the postmaster restarts
+    every backend (writers reconnect), then the worker."""
+    run_relay_kill("relay_kill")
+
+
+def relay_kill_eos():
+    with exactly_once.exactly_once(kafka_properties=exactly_once.SLOW_SEND):
+        return run_relay_kill("relay_kill_eos", EOS_DURATION, eos=True)
+
+
+def scenario_relay_kill_eos():
+    """relay_kill in exactly_once mode: once with a chunk's transaction open,
+    once between its commit in Kafka and the update of relay_state: nothing
+    may be sent twice."""
+    relay_kill_eos()
 
 
 def scenario_two_databases():
@@ -323,63 +469,165 @@ def scenario_two_databases():
         sql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % other)
 
 
-def scenario_pg_crash():
-    """PostgreSQL is stopped with -m immediate (crash) mid-stream, then recovers."""
-    s = Scenario("pg_crash", expected_relay_starts=ROUNDS)
+def run_pg_crash(name, duration=None, eos=False):
+    """exactly_once: at least two rounds, the first between the Kafka commit
+    and the update of relay_state (the crash loses that update), the next one
+    with a chunk's transaction open."""
+    rounds = max(2, ROUNDS) if eos else ROUNDS
+    s = Scenario(name, duration=duration, expected_relay_starts=rounds, eos=eos)
     s.start()
-    for i, t in enumerate(s.fault_times(6, ROUNDS)):
+    for i, t in enumerate(s.fault_times(6, rounds)):
         s.at(t)
-        armed = s.arm(i)
-        script("pg.sh", "kill")
-        note("pg_crash: immediate stop at %.1fs, %s" % (time.time() - s.t0, armed))
+        held = None
+        frozen = None
+        if eos and i % 2 == 0:
+            held, armed = s.arm_committed()
+        elif eos:
+            in_kafka, armed, frozen = s.arm_in_kafka()
+            s.open_txn_kills += in_kafka
+        else:
+            armed = s.arm(i)
+        if frozen:
+            failover.immediate_stop([frozen])    # the frozen relay cannot act on the stop
+        else:
+            script("pg.sh", "kill")
+        note("%s: immediate stop at %.1fs, %s" % (name, time.time() - s.t0, armed))
+        if held:
+            held.release()
         time.sleep(PG_DOWN)
         script("pg.sh", "start")
-        note("pg_crash: PostgreSQL back at %.1fs" % (time.time() - s.t0))
+        note("%s: PostgreSQL back at %.1fs" % (name, time.time() - s.t0))
         wait_until(lambda: relay_pid() is not None, 60, "the relay after recovery")
         s.workload.extend(POST_FAULT)
     s.finish()
+    if eos:
+        s.require(s.resumes, "the relay never resumed from its position in Kafka after a crash "
+                  "that lost the PostgreSQL update")
     s.verdict()
+
+
+def scenario_pg_crash():
+    """PostgreSQL is stopped with -m immediate (crash) mid-stream, then recovers."""
+    run_pg_crash("pg_crash")
+
+
+def scenario_pg_crash_eos():
+    """pg_crash in exactly_once mode: the crash loses relay_state's record of
+    a chunk that Kafka has committed; the relay must take the position from
+    Kafka and send none of it again. Then a crash with a transaction open."""
+    with exactly_once.exactly_once(kafka_properties=exactly_once.SLOW_SEND):
+        run_pg_crash("pg_crash_eos", EOS_DURATION, eos=True)
+
+
+CLUSTER = {"up": False, "keep": False}     # keep: the next scenario uses it too
+
+
+def cluster_up():
+    """The three-node cluster, started unless the previous scenario left it running."""
+    if not CLUSTER["up"]:
+        script("kafka-cluster.sh", "start")
+        CLUSTER["up"] = True
+    return script("kafka-cluster.sh", "bootstrap", capture=True)
+
+
+def cluster_release(ok):
+    if ok and CLUSTER["keep"]:
+        return
+    script("kafka-cluster.sh", "destroy", check=False)
+    CLUSTER["up"] = False
+
+
+@contextlib.contextmanager
+def relay_on(eos_mode, **settings):
+    """The relay with these settings, in exactly_once mode or not; reset afterwards."""
+    if eos_mode:
+        with exactly_once.exactly_once(**settings):
+            yield
+        return
+    set_relay_config(**settings)
+    try:
+        yield
+    finally:
+        set_relay_config(**{name: None for name in settings})
+
+
+def run_cluster_leader_kill(name, duration, eos_mode=False):
+    bootstrap = cluster_up()
+    ok = False
+    try:
+        s = Scenario(name, duration=duration + CLUSTER_NODE_DOWN, brokers=bootstrap, eos=eos_mode)
+        script("kafka-cluster.sh", "create-topic", s.topic, 3)
+        with relay_on(eos_mode, brokers=bootstrap):
+            run_cluster_faults(s)
+        ok = True
+    finally:
+        cluster_release(ok)
+
+
+def run_cluster_faults(s):
+    """Kills the leader of the topic's partition 0 (ROUNDS times) and checks."""
+    s.start()
+    for i, t in enumerate(s.fault_times(6, ROUNDS)):
+        s.at(t)
+        # a leader with a full ISR: this is about failover, not about losing the quorum
+        wait_until(lambda: len(script("kafka-cluster.sh", "isr", s.topic, 0, capture=True,
+                                      check=False).split(",")) == 3,
+                   60, "a full ISR for partition 0")
+        leader = script("kafka-cluster.sh", "leader", s.topic, 0, capture=True)
+        isr = script("kafka-cluster.sh", "isr", s.topic, 0, capture=True)
+        armed = s.arm(i)
+        script("kafka-cluster.sh", "kill-node", leader)
+        killed_at = time.time()
+        note("%s: SIGKILL node %s (leader of partition 0, isr %s) at %.1fs, %s"
+             % (s.name, leader, isr, time.time() - s.t0, armed))
+        wait_until(lambda: script("kafka-cluster.sh", "leader", s.topic, 0, capture=True,
+                                  check=False) not in ("", leader, "-1"),
+                   60, "a new leader for partition 0")
+        note("%s: new leader %s at %.1fs" % (
+            s.name, script("kafka-cluster.sh", "leader", s.topic, 0, capture=True),
+            time.time() - s.t0))
+        time.sleep(max(0, killed_at + CLUSTER_NODE_DOWN - time.time()))
+        script("kafka-cluster.sh", "start-node", leader)
+        note("%s: node %s back at %.1fs" % (s.name, leader, time.time() - s.t0))
+        s.workload.extend(POST_FAULT)
+    s.finish()
+    note("%s: partition 0 isr after the run: %s" % (s.name, script(
+        "kafka-cluster.sh", "isr", s.topic, 0, capture=True, check=False)))
+    if s.eos:
+        check_replication(s, ["edu_outbox_positions", "__transaction_state"])
+    s.verdict()
+
+
+def check_replication(s, topics):
+    """exactly_once on the cluster: the position topic and the transaction state
+    log must survive a node, so every partition needs all three replicas."""
+    for topic in topics:
+        out = subprocess.run(["kcat", "-b", s.brokers, "-L", "-J", "-t", topic],
+                             capture_output=True, text=True, timeout=60)
+        try:
+            t = json.loads(out.stdout)["topics"][0]
+        except (ValueError, KeyError, IndexError):
+            s.problems.append("kcat -L -t %s: %s" % (topic, (out.stderr or out.stdout)[-300:]))
+            continue
+        replicas = sorted({len(p.get("replicas", [])) for p in t.get("partitions", [])})
+        note("%s: topic %s: %d partition(s) with %s replicas%s" % (
+            s.name, topic, len(t.get("partitions", [])), replicas,
+            " (%s)" % t["error"] if t.get("error") else ""))
+        s.require(replicas == [3], "topic %s is not replicated 3 times: %s %s"
+                  % (topic, replicas, t.get("error", "")))
 
 
 def scenario_cluster_leader_kill():
     """Three-node KRaft cluster (RF 3, min.insync.replicas 2): the leader of the
     topic's partition 0 is SIGKILLed mid-stream and restarted later."""
-    script("kafka-cluster.sh", "start")
-    bootstrap = script("kafka-cluster.sh", "bootstrap", capture=True)
-    try:
-        s = Scenario("cluster_leader_kill", duration=DURATION + CLUSTER_NODE_DOWN, brokers=bootstrap)
-        script("kafka-cluster.sh", "create-topic", s.topic, 3)
-        set_relay_config(brokers=bootstrap)
-        s.start()
-        for i, t in enumerate(s.fault_times(6, ROUNDS)):
-            s.at(t)
-            # a leader with a full ISR: this is about failover, not about losing the quorum
-            wait_until(lambda: len(script("kafka-cluster.sh", "isr", s.topic, 0, capture=True,
-                                          check=False).split(",")) == 3,
-                       60, "a full ISR for partition 0")
-            leader = script("kafka-cluster.sh", "leader", s.topic, 0, capture=True)
-            isr = script("kafka-cluster.sh", "isr", s.topic, 0, capture=True)
-            armed = s.arm(i)
-            script("kafka-cluster.sh", "kill-node", leader)
-            killed_at = time.time()
-            note("cluster_leader_kill: SIGKILL node %s (leader of partition 0, isr %s) at %.1fs, %s"
-                 % (leader, isr, time.time() - s.t0, armed))
-            wait_until(lambda: script("kafka-cluster.sh", "leader", s.topic, 0, capture=True,
-                                      check=False) not in ("", leader, "-1"),
-                       60, "a new leader for partition 0")
-            note("cluster_leader_kill: new leader %s at %.1fs" % (
-                script("kafka-cluster.sh", "leader", s.topic, 0, capture=True), time.time() - s.t0))
-            time.sleep(max(0, killed_at + CLUSTER_NODE_DOWN - time.time()))
-            script("kafka-cluster.sh", "start-node", leader)
-            note("cluster_leader_kill: node %s back at %.1fs" % (leader, time.time() - s.t0))
-            s.workload.extend(POST_FAULT)
-        s.finish()
-        note("cluster_leader_kill: partition 0 isr after the run: %s" % script(
-            "kafka-cluster.sh", "isr", s.topic, 0, capture=True, check=False))
-        s.verdict()
-    finally:
-        set_relay_config(brokers=None)
-        script("kafka-cluster.sh", "destroy", check=False)
+    run_cluster_leader_kill("cluster_leader_kill", DURATION)
+
+
+def scenario_cluster_leader_kill_eos():
+    """cluster_leader_kill in exactly_once mode; the position topic (created by
+    the relay) and the transaction state log are replicated 3 times,
+    min.insync.replicas 2. Reuses the cluster of cluster_leader_kill."""
+    run_cluster_leader_kill("cluster_leader_kill_eos", EOS_DURATION, eos_mode=True)
 
 
 def write_secrets(path, password):
@@ -483,16 +731,27 @@ def scenario_checker_self_test():
         raise Failed("; ".join(problems))
 
 
+scenario_read_uncommitted_eos, scenario_fencing_eos = exactly_once.bind(
+    Scenario, Failed, relay_kill_eos, EOS_DURATION)
+
 SCENARIOS = [
     scenario_checker_self_test,
     scenario_kafka_kill,
+    scenario_kafka_kill_eos,
     scenario_kafka_outage,
+    scenario_kafka_outage_eos,
     scenario_relay_kill,
+    scenario_relay_kill_eos,
+    scenario_read_uncommitted_eos,     # reads relay_kill_eos's topic again
     scenario_two_databases,
     scenario_pg_crash,
+    scenario_pg_crash_eos,
+    scenario_fencing_eos,
     scenario_cluster_leader_kill,
+    scenario_cluster_leader_kill_eos,  # on the same cluster
     scenario_sasl_ssl,
 ] + failover.bind(Scenario, Failed)   # last: they swap the primary's data directory
+CLUSTER_SCENARIOS = {scenario_cluster_leader_kill, scenario_cluster_leader_kill_eos}
 
 
 def main(names):
@@ -508,6 +767,7 @@ def main(names):
     for i, f in enumerate(chosen, 1):
         name = f.__name__[len("scenario_"):]
         start = time.time()
+        CLUSTER["keep"] = i < len(chosen) and chosen[i] in CLUSTER_SCENARIOS
         try:
             f()
             print("ok %d - %s (%.1fs)" % (i, name, time.time() - start), flush=True)
@@ -525,6 +785,8 @@ def main(names):
                 w.stop()
                 w.join(timeout=15)
             ACTIVE.clear()
+            for held in list(exactly_once.HELD):   # nor the relay waiting on a row lock
+                held.release()
     print("1..%d" % len(chosen), flush=True)
     return 1 if failed else 0
 
