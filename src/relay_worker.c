@@ -416,6 +416,20 @@ log_broker_health(void)
 		brokers_down_logged = false;
 }
 
+/*
+ * Events went to Kafka: says once that delivery is back after a failure or a
+ * pause (a resume into a backlog makes progress before any idle cycle).
+ */
+static void
+enter_delivering(void)
+{
+	if (relay_state == RELAY_FAILING)
+		ereport(LOG, (errmsg("edu_outbox relay is delivering to Kafka again")));
+	else if (relay_state == RELAY_PAUSED)
+		ereport(LOG, (errmsg("edu_outbox relay resumed")));
+	enter_state(RELAY_DELIVERING);
+}
+
 /* The delivery position moved, or nothing is pending: not stalled. */
 static void
 note_progress(void)
@@ -862,9 +876,7 @@ finish_transaction(const OutboxEvent *events, int n, const DecideOutput *out,
 	dead_letters_ahead = false;
 	note_progress();
 	outbox_status_set(NULL, "connected");
-	if (relay_state == RELAY_FAILING)
-		ereport(LOG, (errmsg("edu_outbox relay is delivering to Kafka again")));
-	enter_state(RELAY_DELIVERING);
+	enter_delivering();
 	return CYCLE_PROGRESS;
 }
 
@@ -956,9 +968,7 @@ relay_cycle(void)
 	outbox_status_set(NULL, h.fatal ? "fatal error" : h.brokers_down ? "brokers down" : "connected");
 	if (out.handled == n)
 	{
-		if (relay_state == RELAY_FAILING)
-			ereport(LOG, (errmsg("edu_outbox relay is delivering to Kafka again")));
-		enter_state(RELAY_DELIVERING);
+		enter_delivering();
 		return CYCLE_PROGRESS;
 	}
 

@@ -71,6 +71,7 @@ def test_status_reports_worker_deliveries_and_topics():
 
 def test_pause_keeps_events_and_resume_delivers_in_order():
     topic = new_topic("pause")
+    resumed = server_log().count("edu_outbox relay resumed")
     assert sql("SELECT outbox_pause()")[0][0] is True
     try:
         wait_until(lambda: status()["worker_state"] == "paused", timeout=20, what="paused state")
@@ -87,6 +88,9 @@ def test_pause_keeps_events_and_resume_delivers_in_order():
     records = first_occurrences(wait_for_records(topic, 20))
     assert [p["seq"] for p in payloads(records)] == list(range(20))
     assert "edu_outbox relay is paused" in server_log()
+    # resumed into a backlog: said once the backlog goes out, not only on an idle cycle
+    wait_until(lambda: server_log().count("edu_outbox relay resumed") > resumed, timeout=10,
+               what="the log line saying the relay resumed")
 
 
 def test_publishing_does_not_wake_a_paused_relay():
