@@ -255,6 +255,29 @@ relay_producer_health(RelayProducer *p, RelayHealth *out)
 	*out = p->health;
 }
 
+bool
+relay_producer_probe(RelayProducer *p, int timeout_ms)
+{
+	const struct rd_kafka_metadata *md;
+	rd_kafka_resp_err_t err = rd_kafka_metadata(p->rk, 0, NULL, &md, timeout_ms);
+
+	if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		rd_kafka_metadata_destroy(md);
+		p->health.brokers_down = false;
+		return true;
+	}
+	p->health.brokers_down = true;
+	/* keep an authentication failure as the reason: it explains the outage */
+	if (!relay_error_is_authentication(p->health.last_error))
+	{
+		p->health.last_error = err;
+		snprintf(p->health.last_error_text, RELAY_ERRLEN,
+				 "no broker answered within %d ms: %s", timeout_ms, rd_kafka_err2str(err));
+	}
+	return false;
+}
+
 int
 relay_producer_topic_known(RelayProducer *p, const char *topic, int timeout_ms)
 {

@@ -14,7 +14,7 @@ struct RelayProducer
 	bool		attached;		/* false: reports are dropped (no chunk, or destroying) */
 	uint32_t	generation;		/* bumped per chunk; reports of older ones are dropped */
 	RelayHealth health;
-	bool		abort_pending;	/* commit began an abort that timed out */
+	bool		abort_pending;	/* an abort timed out: only abort may go on */
 };
 
 /*

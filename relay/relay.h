@@ -180,6 +180,13 @@ extern void relay_producer_destroy(RelayProducer *producer);
 extern void relay_producer_poll(RelayProducer *producer, int timeout_ms);
 extern void relay_producer_health(RelayProducer *producer, RelayHealth *out);
 /*
+ * Asks the brokers for cluster metadata, blocking up to timeout_ms, and sets
+ * health.brokers_down by whether any broker answered. librdkafka's
+ * all-brokers-down event alone misses outages: a transactional producer's
+ * coordinator connection is counted apart, and the event may never come.
+ */
+extern bool relay_producer_probe(RelayProducer *producer, int timeout_ms);
+/*
  * Asks a broker about topic (a metadata request, which also makes a broker
  * with auto-creation create it): 1 if it exists or is being created, 0 if the
  * broker says it does not exist, -1 if no broker answered within timeout_ms.
@@ -250,9 +257,28 @@ extern bool relay_txn_add_record(RelayProducer *producer, const char *topic,
  */
 extern RelayTxnResult relay_txn_commit(RelayProducer *producer, int timeout_ms,
 									   char *errbuf, size_t errlen);
-/* OK once aborted; RETRY: call it again. */
+/* OK once aborted; RETRY: call it again (relay_txn_abort_pending is true till then). */
 extern RelayTxnResult relay_txn_abort(RelayProducer *producer, int timeout_ms,
 									  char *errbuf, size_t errlen);
+extern bool relay_txn_abort_pending(const RelayProducer *producer);
+
+/*
+ * Between two attempts of a call that answered RETRY: false stops retrying
+ * (the caller then gets RETRY). Runs on the caller's thread.
+ */
+typedef bool (*RelayTxnWait) (void *arg);
+
+/*
+ * relay_txn_commit / relay_txn_abort, called again (each call blocking up to
+ * call_timeout_ms) until the outcome is known or wait(arg) says stop. Never
+ * drop a producer whose abort has not finished: see transaction.c.
+ */
+extern RelayTxnResult relay_txn_commit_settled(RelayProducer *producer, int call_timeout_ms,
+											   RelayTxnWait wait, void *arg,
+											   char *errbuf, size_t errlen);
+extern RelayTxnResult relay_txn_abort_settled(RelayProducer *producer, int call_timeout_ms,
+											  RelayTxnWait wait, void *arg,
+											  char *errbuf, size_t errlen);
 
 /* ---- position.c: the relay's position as a JSON record in a compacted topic ---- */
 typedef struct RelayPosition

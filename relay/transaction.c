@@ -161,7 +161,6 @@ abort_for_commit(RelayProducer *p, int timeout_ms, const char *why, char *errbuf
 		snprintf(errbuf, errlen, "%s; the transaction was aborted", why);
 		return RELAY_TXN_ABORTED;
 	}
-	p->abort_pending = result == RELAY_TXN_RETRY;
 	return result;
 }
 
@@ -206,5 +205,48 @@ relay_txn_abort(RelayProducer *p, int timeout_ms, char *errbuf, size_t errlen)
 	}
 	result = classify(p, error, "could not abort the Kafka transaction", errbuf, errlen);
 	rd_kafka_error_destroy(error);
-	return result == RELAY_TXN_ABORTED ? RELAY_TXN_FATAL : result;
+	if (result == RELAY_TXN_ABORTED)
+		return RELAY_TXN_FATAL;
+	/* the abort goes on in the background; only the same call may resume it */
+	p->abort_pending = result == RELAY_TXN_RETRY;
+	return result;
+}
+
+/*
+ * Repeats a resumable call while its answer is RETRY. A producer must not be
+ * given up while its abort is unfinished: records it still has in flight
+ * could reach a partition after a new producer ended the transaction, and
+ * such a record holds back read_committed readers for good.
+ */
+static RelayTxnResult
+settle(RelayTxnResult (*call) (RelayProducer *, int, char *, size_t),
+	   RelayProducer *p, int call_timeout_ms, RelayTxnWait wait, void *arg,
+	   char *errbuf, size_t errlen)
+{
+	RelayTxnResult result;
+
+	while ((result = call(p, call_timeout_ms, errbuf, errlen)) == RELAY_TXN_RETRY)
+		if (!wait(arg))
+			break;
+	return result;
+}
+
+RelayTxnResult
+relay_txn_commit_settled(RelayProducer *p, int call_timeout_ms, RelayTxnWait wait, void *arg,
+						 char *errbuf, size_t errlen)
+{
+	return settle(relay_txn_commit, p, call_timeout_ms, wait, arg, errbuf, errlen);
+}
+
+RelayTxnResult
+relay_txn_abort_settled(RelayProducer *p, int call_timeout_ms, RelayTxnWait wait, void *arg,
+						char *errbuf, size_t errlen)
+{
+	return settle(relay_txn_abort, p, call_timeout_ms, wait, arg, errbuf, errlen);
+}
+
+bool
+relay_txn_abort_pending(const RelayProducer *p)
+{
+	return p->abort_pending;
 }

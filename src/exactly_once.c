@@ -129,6 +129,24 @@ outbox_eos_reconcile(OutboxBatch *batch)
 	return true;
 }
 
+/*
+ * Between two attempts of a commit or abort that Kafka has not answered yet
+ * (brokers down, say): the worker reports why it waits. A shutdown leaves
+ * the transaction to the next start, whose init_transactions settles it.
+ */
+static bool
+keep_waiting(void *arg)
+{
+	void		(**waiting) (void) = arg;
+
+	if (!PostmasterIsAlive())
+		proc_exit(1);
+	if (ShutdownRequestPending)
+		return false;
+	(*waiting) ();
+	return true;
+}
+
 RelayTxnResult
 outbox_eos_commit(RelayProducer *producer, const char *txn_id, const OutboxBatch *batch,
 				  DecidePosition after, void (*waiting) (void),
@@ -154,22 +172,19 @@ outbox_eos_commit(RelayProducer *producer, const char *txn_id, const OutboxBatch
 								 errbuf, errlen);
 	free(json);
 	if (!added)
-		return relay_txn_abort(producer, EOS_CALL_TIMEOUT_MS, errbuf, errlen) == RELAY_TXN_OK ?
-			RELAY_TXN_ABORTED : RELAY_TXN_FATAL;
+	{
+		r = outbox_eos_abort(producer, waiting, errbuf, errlen);
+		return r == RELAY_TXN_OK ? RELAY_TXN_ABORTED : r;
+	}
 
 	/* a commit that timed out may be retried; the outcome is the same transaction's */
-	for (;;)
-	{
-		r = relay_txn_commit(producer, EOS_CALL_TIMEOUT_MS, errbuf, errlen);
-		if (r != RELAY_TXN_RETRY)
-			return r;
-		if (!PostmasterIsAlive())
-			proc_exit(1);
-		if (ShutdownRequestPending)
-		{
-			/* leave it to the next start: init_transactions settles it */
-			return RELAY_TXN_RETRY;
-		}
-		waiting();
-	}
+	return relay_txn_commit_settled(producer, EOS_CALL_TIMEOUT_MS, keep_waiting, &waiting,
+									errbuf, errlen);
+}
+
+RelayTxnResult
+outbox_eos_abort(RelayProducer *producer, void (*waiting) (void), char *errbuf, size_t errlen)
+{
+	return relay_txn_abort_settled(producer, EOS_CALL_TIMEOUT_MS, keep_waiting, &waiting,
+								   errbuf, errlen);
 }

@@ -55,4 +55,12 @@ extern RelayTxnResult outbox_eos_commit(RelayProducer *producer, const char *txn
 										void (*waiting) (void),
 										int64 *seq, char *errbuf, size_t errlen);
 
+/*
+ * Aborts the open transaction, calling again while Kafka does not answer
+ * (waiting() between attempts, as for commit): a producer is never dropped
+ * with its abort unfinished. RELAY_TXN_RETRY only when shutting down.
+ */
+extern RelayTxnResult outbox_eos_abort(RelayProducer *producer, void (*waiting) (void),
+									   char *errbuf, size_t errlen);
+
 #endif

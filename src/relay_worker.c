@@ -93,6 +93,10 @@ static OutboxBatch batch;
 static MemoryContext cycle_cxt = NULL;	/* reset at the start of every cycle */
 static TimestampTz progress_at = 0;	/* last time the position moved or nothing was pending */
 static bool brokers_down_logged = false;
+
+/* Kafka silent this long (ms): ask whether any broker answers; the question waits at most the timeout. */
+#define BROKER_PROBE_MS 5000
+#define BROKER_PROBE_TIMEOUT_MS 2000
 static bool producer_stale = false;
 static char *relay_dbname = NULL;	/* the database this worker relays */
 static bool relay_needs_extension = false;	/* '*' mode: stop when the extension is gone */
@@ -387,6 +391,25 @@ persist_progress(void)
 	end_cycle_xact();
 }
 
+/*
+ * Kafka has been silent for a while (no delivery report, a commit or abort
+ * not answered): find out whether any broker answers at all, at most every
+ * BROKER_PROBE_MS, so an outage is logged and shown even when librdkafka
+ * never reports all brokers down.
+ */
+static void
+probe_brokers_if_silent(TimestampTz silent_since)
+{
+	static TimestampTz probed_at = 0;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (!TimestampDifferenceExceeds(silent_since, now, BROKER_PROBE_MS) ||
+		!TimestampDifferenceExceeds(probed_at, now, BROKER_PROBE_MS))
+		return;
+	probed_at = now;
+	(void) relay_producer_probe(producer, BROKER_PROBE_TIMEOUT_MS);
+}
+
 static void
 log_broker_health(void)
 {
@@ -492,6 +515,8 @@ send_chunk(RelayRecord *records, int n)
 {
 	RelayChunk *chunk = relay_chunk_begin(producer, n);
 	TimestampTz shutdown_at = 0;
+	TimestampTz silent_since = GetCurrentTimestamp();
+	int			reported = 0;
 
 	if (chunk == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
@@ -508,6 +533,13 @@ send_chunk(RelayRecord *records, int n)
 		relay_producer_health(producer, &h);
 		if (relay_chunk_settled(chunk) || h.fatal)
 			break;
+		if (chunk->nreported != reported)
+		{
+			reported = chunk->nreported;
+			silent_since = GetCurrentTimestamp();
+		}
+		else
+			probe_brokers_if_silent(silent_since);
 		log_broker_health();
 		check_stall(waiting_reason());
 		if (ConfigReloadPending)
@@ -778,6 +810,24 @@ report_stuck(const OutboxEvent *events, const DecideOutput *out, const RelayChun
 }
 
 /*
+ * exactly_once: the chunk's commit or abort is still waiting for Kafka. A
+ * broker outage can last the whole wait: log it, say so in the status and
+ * report a stall, as send_chunk does while it waits for acknowledgements.
+ * The chunk's delivery reports may arrive here too (purged by the abort);
+ * they change only outcomes still pending.
+ */
+static void
+txn_waiting(void)
+{
+	/* a blocked commit or abort serves no callbacks: let error_cb report the brokers */
+	relay_producer_poll(producer, 0);
+	/* called after a call that waited EOS_CALL_TIMEOUT_MS for Kafka in vain */
+	probe_brokers_if_silent(0);
+	log_broker_health();
+	check_stall(waiting_reason());
+}
+
+/*
  * exactly_once: starts the chunk's Kafka transaction. False if it cannot
  * (logged; the producer is dropped if it is of no use any more).
  */
@@ -785,8 +835,13 @@ static bool
 begin_transaction(void)
 {
 	char		errbuf[RELAY_ERRLEN];
-	RelayTxnResult r = relay_txn_begin(producer, errbuf, sizeof(errbuf));
+	RelayTxnResult r = RELAY_TXN_OK;
 
+	/* an abort cut short by a shutdown request must end before anything else */
+	if (relay_txn_abort_pending(producer))
+		r = outbox_eos_abort(producer, txn_waiting, errbuf, sizeof(errbuf));
+	if (r == RELAY_TXN_OK)
+		r = relay_txn_begin(producer, errbuf, sizeof(errbuf));
 	if (r == RELAY_TXN_OK)
 		return true;
 	transaction_failed(r, "begin", errbuf);
@@ -810,18 +865,6 @@ persist_dead_letters_now(void)
 }
 
 /*
- * exactly_once: the chunk's commit is still waiting for Kafka. A broker
- * outage can last the whole wait: log it, say so in the status and report a
- * stall, as send_chunk does while it waits for acknowledgements.
- */
-static void
-commit_waiting(void)
-{
-	log_broker_health();
-	check_stall(waiting_reason());
-}
-
-/*
  * exactly_once: commits the chunk's transaction with the position after it
  * if every event was handled without a dead letter, else aborts it: then
  * nothing of it is visible to read_committed readers, and its dead letters
@@ -839,7 +882,9 @@ finish_transaction(const OutboxEvent *events, int n, const DecideOutput *out,
 	{
 		bool		dead = has_verdict(out, VERDICT_DEAD_LETTER) || has_verdict(out, VERDICT_PARKED);
 
-		r = relay_txn_abort(producer, 5000, errbuf, sizeof(errbuf));
+		r = outbox_eos_abort(producer, txn_waiting, errbuf, sizeof(errbuf));
+		if (r == RELAY_TXN_RETRY)
+			return CYCLE_PROGRESS;	/* shutting down: the next start's init ends it */
 		if (r != RELAY_TXN_OK)
 			transaction_failed(r, "abort", errbuf);
 		if (dead)
@@ -863,7 +908,7 @@ finish_transaction(const OutboxEvent *events, int n, const DecideOutput *out,
 		note_dead_letters(events, out, chunk, devents);
 		persist_dead_letters_now();
 	}
-	r = outbox_eos_commit(producer, producer_txn_id, &batch, out->position, commit_waiting,
+	r = outbox_eos_commit(producer, producer_txn_id, &batch, out->position, txn_waiting,
 						  &seq, errbuf, sizeof(errbuf));
 	if (r != RELAY_TXN_OK)
 	{
@@ -880,6 +925,23 @@ finish_transaction(const OutboxEvent *events, int n, const DecideOutput *out,
 	return CYCLE_PROGRESS;
 }
 
+/*
+ * DEBUG2: where a chunk's time went (read includes the previous chunk's
+ * position update, which shares its transaction). For tuning and for the
+ * benchmark's account of the drain rate.
+ */
+static void
+log_chunk_times(int n, TimestampTz start, TimestampTz read_at, TimestampTz sent_at)
+{
+	TimestampTz now;
+
+	if (!message_level_is_interesting(DEBUG2))
+		return;
+	now = GetCurrentTimestamp();
+	elog(DEBUG2, "edu_outbox relay chunk of %d events: read %.3f ms, send and acknowledgements %.3f ms, decide and commit %.3f ms",
+		 n, (read_at - start) / 1000.0, (sent_at - read_at) / 1000.0, (now - sent_at) / 1000.0);
+}
+
 /* read -> send -> decide -> persist, for one chunk. */
 static CycleResult
 relay_cycle(void)
@@ -894,6 +956,9 @@ relay_cycle(void)
 	int64		skipped;
 	int			n,
 				m;
+	TimestampTz start = GetCurrentTimestamp(),
+				read_at,
+				sent_at;
 
 	n = read_chunk(&events, &skipped);
 	if (n == CHUNK_NO_EXTENSION)
@@ -918,6 +983,7 @@ relay_cycle(void)
 	/* never send what a crash or a failover could still take back */
 	if (!outbox_durability_wait(reload_settings))
 		return CYCLE_PROGRESS;	/* shutting down: the loop ends, nothing sent */
+	read_at = GetCurrentTimestamp();
 	records = palloc(sizeof(RelayRecord) * n);
 	devents = palloc(sizeof(DecideEvent) * n);
 	m = prepare_chunk(events, n, records, devents);
@@ -927,6 +993,7 @@ relay_cycle(void)
 		return relay_fenced ? CYCLE_FENCED : CYCLE_FAILED;
 	}
 	chunk = send_chunk(records, m);
+	sent_at = GetCurrentTimestamp();
 	confirm_refused_topics(chunk, records);
 	free_payloads(events, n, records, m);
 
@@ -950,6 +1017,7 @@ relay_cycle(void)
 	{
 		CycleResult result = finish_transaction(events, n, &out, chunk, devents);
 
+		log_chunk_times(n, start, read_at, sent_at);
 		if (producer_stale)
 			replace_stale_producer();
 		return result;
@@ -958,6 +1026,7 @@ relay_cycle(void)
 	apply_decision(events, &out, chunk, devents);
 	if (out.handled > 0 || skipped > 0)
 		note_progress();
+	log_chunk_times(n, start, read_at, sent_at);
 
 	if (producer_stale)
 	{

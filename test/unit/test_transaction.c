@@ -344,6 +344,94 @@ test_commit_abort_retried(void)
 	relay_producer_destroy(p);
 }
 
+/* wait callback: brings the coordinator back on the third call */
+typedef struct AbortWait
+{
+	rd_kafka_mock_cluster_t *mc;
+	int			calls;
+	int			stop_after;		/* answer false on this call (0: never) */
+} AbortWait;
+
+static bool
+abort_wait(void *arg)
+{
+	AbortWait  *w = arg;
+
+	w->calls++;
+	if (w->stop_after > 0 && w->calls >= w->stop_after)
+		return false;
+	if (w->calls == 3)
+		rd_kafka_mock_broker_set_up(w->mc, 1);
+	return true;
+}
+
+/*
+ * The coordinator is down while a chunk's transaction is aborted: each abort
+ * call times out (RETRY). relay_txn_abort_settled calls again, with the wait
+ * callback in between, until the abort completes; the producer stays usable
+ * and the next transaction commits. Stopped early, it answers RETRY and says
+ * an abort is pending, and only the abort may go on.
+ */
+static void
+test_abort_settled(void)
+{
+	char		errbuf[RELAY_ERRLEN] = "";
+	RelayProducer *p = txn_producer(NULL, "relay-abort-down");
+	rd_kafka_mock_cluster_t *mc;
+	AbortWait	w = {0};
+	RelayRecord *r;
+	RelayChunk *c;
+	RelayTxnResult res;
+	RelayHealth h;
+
+	if (!check(p != NULL, "abort settled: transactional producer created"))
+		return;
+	mc = rd_kafka_handle_mock_cluster(p->rk);
+	w.mc = mc;
+	rd_kafka_mock_coordinator_set(mc, "transaction", "relay-abort-down", 1);
+	rd_kafka_mock_topic_create(mc, "txn-abort-down", 1, 1);
+	rd_kafka_mock_partition_set_leader(mc, "txn-abort-down", 0, 2);
+	init_until_done(p, errbuf, sizeof(errbuf));
+	relay_txn_begin(p, errbuf, sizeof(errbuf));
+	r = make_records("txn-abort-down", 3);
+	c = relay_chunk_begin(p, 3);
+	relay_chunk_send(p, c, r);
+	for (int i = 0; i < 200 && !relay_chunk_settled(c); i++)
+		relay_producer_poll(p, 50);
+	rd_kafka_mock_broker_set_down(mc, 1);
+
+	/* stopped on the first wait: RETRY, and the abort is still pending */
+	w.stop_after = 1;
+	res = relay_txn_abort_settled(p, 1000, abort_wait, &w, errbuf, sizeof(errbuf));
+	check(res == RELAY_TXN_RETRY && relay_txn_abort_pending(p) && w.calls == 1,
+		  "abort settled: stopped while the coordinator is down, RETRY and pending (%s, %d calls: %s)",
+		  result_name(res), w.calls, errbuf);
+
+	w.stop_after = 0;
+	w.calls = 0;
+	res = relay_txn_abort_settled(p, 1000, abort_wait, &w, errbuf, sizeof(errbuf));
+	relay_producer_health(p, &h);
+	check(res == RELAY_TXN_OK && w.calls >= 3 && !relay_txn_abort_pending(p) && !h.fatal,
+		  "abort settled: resumed until the coordinator came back (%s after %d waits: %s)",
+		  result_name(res), w.calls, errbuf);
+	free_records(r, 3);
+
+	res = relay_txn_begin(p, errbuf, sizeof(errbuf));
+	check(res == RELAY_TXN_OK, "abort settled: a new transaction begins (%s %s)",
+		  result_name(res), errbuf);
+	r = make_records("txn-abort-down", 3);
+	c = relay_chunk_begin(p, 3);
+	relay_chunk_send(p, c, r);
+	w.calls = 0;
+	res = relay_txn_commit_settled(p, TXN_TIMEOUT_MS, abort_wait, &w, errbuf, sizeof(errbuf));
+	relay_producer_poll(p, 0);
+	check(res == RELAY_TXN_OK && count(c, RELAY_DELIVERED) == 3,
+		  "abort settled: the chunk sent again commits (%s, %d delivered)", result_name(res),
+		  count(c, RELAY_DELIVERED));
+	free_records(r, 3);
+	relay_producer_destroy(p);
+}
+
 static void
 hung(int sig)
 {
@@ -498,6 +586,7 @@ main(void)
 	test_abort();
 	test_commit_aborts();
 	test_commit_abort_retried();
+	test_abort_settled();
 	test_add_record_queue_full();
 	test_fencing();
 	return tap_done();
