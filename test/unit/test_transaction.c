@@ -112,6 +112,28 @@ commit_until_done(RelayProducer *p, char *errbuf, size_t errlen)
 	return r;
 }
 
+/*
+ * A producer whose transaction coordinator (broker 1) is not the leader of
+ * topic's one partition (broker 2), so either can be slowed or stopped
+ * alone; transactions initialized and one begun. NULL if it cannot be made.
+ */
+static RelayProducer *
+split_cluster_txn(const char *txn_id, const char *topic, rd_kafka_mock_cluster_t **mc)
+{
+	char		errbuf[RELAY_ERRLEN] = "";
+	RelayProducer *p = txn_producer(NULL, txn_id);
+
+	if (!check(p != NULL, "%s: transactional producer created", txn_id))
+		return NULL;
+	*mc = rd_kafka_handle_mock_cluster(p->rk);
+	rd_kafka_mock_coordinator_set(*mc, "transaction", txn_id, 1);
+	rd_kafka_mock_topic_create(*mc, topic, 1, 1);
+	rd_kafka_mock_partition_set_leader(*mc, topic, 0, 2);
+	init_until_done(p, errbuf, sizeof(errbuf));
+	relay_txn_begin(p, errbuf, sizeof(errbuf));
+	return p;
+}
+
 /* init, begin, a chunk plus the position record, commit */
 static void
 test_commit(void)
@@ -305,21 +327,15 @@ static void
 test_commit_abort_retried(void)
 {
 	char		errbuf[RELAY_ERRLEN] = "";
-	RelayProducer *p = txn_producer(NULL, "relay-abort-slow");
 	rd_kafka_mock_cluster_t *mc;
+	RelayProducer *p = split_cluster_txn("relay-abort-slow", "txn-abort-slow", &mc);
 	RelayRecord *r;
 	RelayChunk *c;
 	RelayTxnResult res;
 	RelayHealth h;
 
-	if (!check(p != NULL, "abort retried: transactional producer created"))
+	if (p == NULL)
 		return;
-	mc = rd_kafka_handle_mock_cluster(p->rk);
-	rd_kafka_mock_coordinator_set(mc, "transaction", "relay-abort-slow", 1);
-	rd_kafka_mock_topic_create(mc, "txn-abort-slow", 1, 1);
-	rd_kafka_mock_partition_set_leader(mc, "txn-abort-slow", 0, 2);
-	init_until_done(p, errbuf, sizeof(errbuf));
-	relay_txn_begin(p, errbuf, sizeof(errbuf));
 	rd_kafka_mock_push_request_errors(mc, 0 /* ApiKey Produce */ , 1,
 									  RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
 	r = make_records("txn-abort-slow", 1);
@@ -376,23 +392,17 @@ static void
 test_abort_settled(void)
 {
 	char		errbuf[RELAY_ERRLEN] = "";
-	RelayProducer *p = txn_producer(NULL, "relay-abort-down");
 	rd_kafka_mock_cluster_t *mc;
+	RelayProducer *p = split_cluster_txn("relay-abort-down", "txn-abort-down", &mc);
 	AbortWait	w = {0};
 	RelayRecord *r;
 	RelayChunk *c;
 	RelayTxnResult res;
 	RelayHealth h;
 
-	if (!check(p != NULL, "abort settled: transactional producer created"))
+	if (p == NULL)
 		return;
-	mc = rd_kafka_handle_mock_cluster(p->rk);
 	w.mc = mc;
-	rd_kafka_mock_coordinator_set(mc, "transaction", "relay-abort-down", 1);
-	rd_kafka_mock_topic_create(mc, "txn-abort-down", 1, 1);
-	rd_kafka_mock_partition_set_leader(mc, "txn-abort-down", 0, 2);
-	init_until_done(p, errbuf, sizeof(errbuf));
-	relay_txn_begin(p, errbuf, sizeof(errbuf));
 	r = make_records("txn-abort-down", 3);
 	c = relay_chunk_begin(p, 3);
 	relay_chunk_send(p, c, r);
