@@ -759,6 +759,8 @@ transaction_failed(RelayTxnResult r, const char *what, const char *errbuf)
 		ereport(LOG,
 				(errmsg("edu_outbox relay could not %s a Kafka transaction", what),
 				 errdetail_internal("%s", errbuf),
+				 strcmp(what, "initialize") == 0 ?
+				 errhint("The relay tries again. A transaction that holds back the position topic for longer than transaction.timeout.ms is a hanging one: see kafka-transactions.sh find-hanging.") :
 				 errhint("Nothing of it is visible to read_committed consumers; the events are sent again from the last committed position.")));
 	if (relay_state != RELAY_STALLED)
 	{

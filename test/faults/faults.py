@@ -12,8 +12,8 @@ scenario: scenario=<name> written=<n> lost=<n> phantom=<n> order_violations=<n> 
 
     faults.py [SCENARIO ...]     default: all, in this order:
         checker_self_test kafka_kill kafka_kill_eos kafka_outage kafka_outage_eos
-        relay_kill relay_kill_eos read_uncommitted_eos two_databases pg_crash
-        pg_crash_eos fencing_eos cluster_leader_kill cluster_leader_kill_eos
+        kafka_stop_eos (not on Kafka 4.4: KNOWN_FAILING) relay_kill relay_kill_eos
+        read_uncommitted_eos two_databases pg_crash pg_crash_eos fencing_eos cluster_leader_kill cluster_leader_kill_eos
         sasl_ssl failover_async_wait failover_async_nowait failover_sync
         async_commit_crash
 
@@ -57,6 +57,7 @@ DRAIN_TIMEOUT = env_float("FAULT_DRAIN_TIMEOUT", 180)
 EOS_DURATION = env_float("FAULT_EOS_DURATION", DURATION / 2)
 EOS_OUTAGE = env_float("FAULT_EOS_OUTAGE_SECONDS", OUTAGE / 2)
 KAFKA_DOWN = 4          # seconds a SIGKILLed broker stays down
+KAFKA_RELEASE = tuple(int(x) for x in re.findall(r"\d+", os.environ.get("KAFKA_VERSION", "4.4"))[:2])
 CLUSTER_NODE_DOWN = 15  # seconds (at least) the killed partition leader stays down
 PG_DOWN = 3             # seconds PostgreSQL stays down after an immediate stop
 POST_FAULT = 5          # seconds the writers go on at least after a fault healed
@@ -334,13 +335,15 @@ def scenario_kafka_kill_eos():
         run_kafka_kill("kafka_kill_eos", EOS_DURATION, eos=True)
 
 
-def run_kafka_outage(name, outage, duration, eos=False):
+def run_kafka_outage(name, outage, duration, eos=False, how="stop"):
+    """how: "stop" (SIGTERM, the broker shuts down in order) or "kill" (SIGKILL)."""
     s = Scenario(name, duration=5 + outage + duration * 0.6, eos=eos)
     s.start()
     s.at(5)
-    script("kafka.sh", "stop")
+    script("kafka.sh", how)
     down_at = time.time()
-    note("%s: broker stopped at %.1fs for %.0fs" % (name, down_at - s.t0, outage))
+    note("%s: broker %s at %.1fs for %.0fs"
+         % (name, "stopped" if how == "stop" else "killed", down_at - s.t0, outage))
     try:
         time.sleep(min(5, outage / 4))
         early = undelivered_count()
@@ -372,9 +375,16 @@ def scenario_kafka_outage():
 
 
 def scenario_kafka_outage_eos():
-    """kafka_outage in exactly_once mode, with a shorter outage."""
+    """kafka_outage in exactly_once mode, with a shorter outage; the broker
+    process dies (SIGKILL) instead of shutting down (see kafka_stop_eos)."""
     with exactly_once.exactly_once():
-        run_kafka_outage("kafka_outage_eos", EOS_OUTAGE, EOS_DURATION, eos=True)
+        run_kafka_outage("kafka_outage_eos", EOS_OUTAGE, EOS_DURATION, eos=True, how="kill")
+
+
+def scenario_kafka_stop_eos():
+    """kafka_outage_eos with the broker shut down in order (SIGTERM)."""
+    with exactly_once.exactly_once():
+        run_kafka_outage("kafka_stop_eos", EOS_OUTAGE, EOS_DURATION, eos=True)
 
 
 def run_relay_kill(name, duration=None, eos=False):
@@ -740,6 +750,7 @@ SCENARIOS = [
     scenario_kafka_kill_eos,
     scenario_kafka_outage,
     scenario_kafka_outage_eos,
+    scenario_kafka_stop_eos,
     scenario_relay_kill,
     scenario_relay_kill_eos,
     scenario_read_uncommitted_eos,     # reads relay_kill_eos's topic again
@@ -752,11 +763,15 @@ SCENARIOS = [
     scenario_sasl_ssl,
 ] + failover.bind(Scenario, Failed)   # last: they swap the primary's data directory
 CLUSTER_SCENARIOS = {scenario_cluster_leader_kill, scenario_cluster_leader_kill_eos}
-# Known failing, run only when named: in exactly_once mode a broker outage that
-# catches a chunk can leave the relay stalled after the broker is back (its abort
-# times out, and it made no progress for over a minute in one run of two on
-# 2026-11-23), and the outage is not always logged. Back in the default list once fixed.
-KNOWN_FAILING = {scenario_kafka_outage_eos}
+# Known failing, run only when named. kafka_stop_eos on Kafka 4.4: a broker
+# that shuts down in order just after acknowledging a transaction's commit can
+# come back without that transaction's commit markers in the partitions (its
+# coordinator says COMPLETE_COMMIT). Read_committed readers then stop at those
+# records (the relay's position read too), and the producer's next abort on such
+# a partition turns the committed records into aborted ones: 3 runs in 5 on
+# Kafka 4.4.0, none in 6 on 4.0.2 or in 6 on 3.9.1 (2026-11-23; see README,
+# "Exactly once"). Versions between were not tried.
+KNOWN_FAILING = {scenario_kafka_stop_eos} if KAFKA_RELEASE >= (4, 4) else set()
 
 
 def main(names):
