@@ -10,7 +10,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
-#include "producer_internal.h"
+#include "producer_fixtures.h"
 #include "tap.h"
 
 #define TIMEOUT_MS 30000
@@ -137,15 +137,7 @@ test_malformed(void)
 static RelayProducer *
 txn_producer(const char *brokers, const char *txn_id)
 {
-	char		errbuf[RELAY_ERRLEN];
-	RelayProducer *p;
-
-	p = relay_producer_create(brokers ? brokers : "127.0.0.1:9",
-							  brokers ? NULL : "test.mock.num.brokers=3",
-							  NULL, txn_id, errbuf, sizeof(errbuf));
-	if (p == NULL)
-		fprintf(stderr, "# producer: %s\n", errbuf);
-	return p;
+	return fixture_producer(brokers, 3, NULL, txn_id);
 }
 
 /* one transaction with one record of key = value; commit or abort */

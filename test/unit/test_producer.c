@@ -12,50 +12,13 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
-#include "producer_internal.h"
+#include "producer_fixtures.h"
 #include "tap.h"
 
 static RelayProducer *
 mock_producer(const char *extra)
 {
-	char		props[256];
-	char		errbuf[RELAY_ERRLEN];
-	RelayProducer *p;
-
-	snprintf(props, sizeof(props), "test.mock.num.brokers=1%s%s", extra ? "; " : "",
-			 extra ? extra : "");
-	p = relay_producer_create("127.0.0.1:9", props, NULL, NULL, errbuf, sizeof(errbuf));
-	if (p == NULL)
-		fprintf(stderr, "# producer: %s\n", errbuf);
-	return p;
-}
-
-/* n records to topic, each value malloc'ed (the producer takes them over) */
-static RelayRecord *
-make_records(const char *topic, int n, size_t value_len)
-{
-	RelayRecord *r = calloc(n, sizeof(RelayRecord));
-
-	for (int i = 0; i < n; i++)
-	{
-		r[i].id = i + 1;
-		r[i].topic = topic;
-		r[i].key = "k";
-		r[i].key_len = 1;
-		r[i].value = malloc(value_len);
-		memset(r[i].value, 'v', value_len);
-		r[i].value_len = value_len;
-		r[i].timestamp_ms = 1700000000000;
-	}
-	return r;
-}
-
-static void
-free_records(RelayRecord *r, int n)
-{
-	for (int i = 0; i < n; i++)
-		free(r[i].value);
-	free(r);
+	return fixture_producer(NULL, 1, extra, NULL);
 }
 
 static bool
@@ -70,16 +33,6 @@ wait_settled(RelayProducer *p, const RelayChunk *c, int ms)
 	return false;
 }
 
-static int
-count(const RelayChunk *c, RelayOutcome o)
-{
-	int			n = 0;
-
-	for (int i = 0; i < c->nrecords; i++)
-		n += c->outcome[i] == o;
-	return n;
-}
-
 static void
 test_delivery_reports(void)
 {
@@ -90,16 +43,16 @@ test_delivery_reports(void)
 
 	if (!check(p != NULL, "mock: producer created"))
 		return;
-	r = make_records("mock-a", 20, 100);
+	r = fixture_records("mock-a", 20, 100);
 	c = relay_chunk_begin(p, 20);
 	check(relay_chunk_send(p, c, r) && c->nsent == 20, "mock: 20 records handed over");
 	for (int i = 0; i < 20; i++)
 		all_taken &= r[i].value == NULL;
 	check(all_taken, "mock: the producer took over every value (no copy left with the caller)");
 	check(wait_settled(p, c, 10000), "mock: all delivery reports arrive");
-	check(count(c, RELAY_DELIVERED) == 20 && c->nreported == 20,
+	check(fixture_count(c, RELAY_DELIVERED) == 20 && c->nreported == 20,
 		  "mock: 20 delivered, 20 reports");
-	free_records(r, 20);
+	fixture_free_records(r, 20);
 	relay_producer_destroy(p);
 }
 
@@ -116,8 +69,8 @@ test_stale_reports_ignored(void)
 	/* every record to mock-refused fails (in its delivery report) */
 	rd_kafka_mock_topic_set_error(rd_kafka_handle_mock_cluster(p->rk), "mock-refused",
 								  RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
-	ra = make_records("mock-b", 200, 100);
-	rb = make_records("mock-refused", 1, 100);
+	ra = fixture_records("mock-b", 200, 100);
+	rb = fixture_records("mock-refused", 1, 100);
 	/* chunk A is given up on before its reports arrive; B reuses index 0 */
 	c = relay_chunk_begin(p, 200);
 	relay_chunk_send(p, c, ra);
@@ -129,8 +82,8 @@ test_stale_reports_ignored(void)
 	check(c->outcome[0] != RELAY_DELIVERED,
 		  "stale: a report of an older chunk does not mark the new chunk's record delivered");
 	check(c->nreported <= 1, "stale: the new chunk has at most its own report (%d)", c->nreported);
-	free_records(ra, 200);
-	free_records(rb, 1);
+	fixture_free_records(ra, 200);
+	fixture_free_records(rb, 1);
 	relay_producer_destroy(p);
 }
 
@@ -143,7 +96,7 @@ test_refused_locally(void)
 
 	if (!check(p != NULL, "refused: producer created"))
 		return;
-	r = make_records("mock-c", 3, 100);
+	r = fixture_records("mock-c", 3, 100);
 	free(r[1].value);
 	r[1].value = malloc(5000);
 	memset(r[1].value, 'x', 5000);
@@ -156,7 +109,7 @@ test_refused_locally(void)
 		  "refused: values not handed over stay the caller's");
 	check(wait_settled(p, c, 10000) || (c->nreported == 1 && c->outcome[0] == RELAY_DELIVERED),
 		  "refused: the record before it is delivered");
-	free_records(r, 3);
+	fixture_free_records(r, 3);
 	relay_producer_destroy(p);
 }
 
@@ -171,7 +124,7 @@ test_destroy_in_flight(void)
 
 	if (!check(p != NULL, "destroy: producer created"))
 		return;
-	r = make_records("mock-d", 500, 1000);
+	r = fixture_records("mock-d", 500, 1000);
 	c = relay_chunk_begin(p, 500);
 	relay_chunk_send(p, c, r);
 	check(!relay_chunk_settled(c), "destroy: records are still in flight");
@@ -180,7 +133,7 @@ test_destroy_in_flight(void)
 	relay_producer_destroy(p);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	check(t1.tv_sec - t0.tv_sec < 10, "destroy: returns with records in flight");
-	free_records(r, 500);
+	fixture_free_records(r, 500);
 }
 
 int

@@ -19,7 +19,7 @@
 
 #include "relay.h"
 #include "tap.h"
-#include "producer_internal.h"
+#include "producer_fixtures.h"
 
 /* ------------------------------------------------------------------ */
 /* topic.c */
@@ -503,19 +503,6 @@ test_long_secret(const char *path)
 	free(password);
 }
 
-/* The producer's value of a property, as librdkafka will use it. */
-static const char *
-producer_property(RelayProducer *p, const char *name)
-{
-	static char value[256];
-	size_t		size = sizeof(value);
-
-	if (p == NULL ||
-		rd_kafka_conf_get(rd_kafka_conf(p->rk), name, value, &size) != RD_KAFKA_CONF_OK)
-		return "";
-	return value;
-}
-
 /*
  * Defaults the relay sets on its producer: an event for a topic Kafka
  * refuses must not hold back everyone for librdkafka's 30 s (issue 8,
@@ -530,12 +517,12 @@ test_producer_defaults(void)
 	int			wait_ms;
 
 	p = relay_producer_create("127.0.0.1:1", NULL, NULL, NULL, errbuf, sizeof(errbuf));
-	wait_ms = atoi(producer_property(p, "topic.metadata.propagation.max.ms"));
+	wait_ms = atoi(fixture_property(p, "topic.metadata.propagation.max.ms"));
 	check(wait_ms > 0 && wait_ms <= 5000,
 		  "producer: an unknown topic's events fail within 5 s (topic.metadata.propagation.max.ms=%d)", wait_ms);
-	check(atoi(producer_property(p, "message.max.bytes")) == RELAY_MESSAGE_MAX_BYTES_DEFAULT,
+	check(atoi(fixture_property(p, "message.max.bytes")) == RELAY_MESSAGE_MAX_BYTES_DEFAULT,
 		  "producer: message.max.bytes is the limit publish checks against (%s)",
-		  producer_property(p, "message.max.bytes"));
+		  fixture_property(p, "message.max.bytes"));
 	check(RELAY_MESSAGE_MAX_BYTES_DEFAULT >=
 		  (int) relay_record_max_size(8192, 1000000, 32768, 64),
 		  "limits: an event at the default limits fits the producer's message.max.bytes");
@@ -547,8 +534,8 @@ test_producer_defaults(void)
 	p = relay_producer_create("127.0.0.1:1",
 							  "topic.metadata.propagation.max.ms=20000; message.max.bytes=3000000",
 							  NULL, NULL, errbuf, sizeof(errbuf));
-	check(atoi(producer_property(p, "topic.metadata.propagation.max.ms")) == 20000 &&
-		  atoi(producer_property(p, "message.max.bytes")) == 3000000,
+	check(atoi(fixture_property(p, "topic.metadata.propagation.max.ms")) == 20000 &&
+		  atoi(fixture_property(p, "message.max.bytes")) == 3000000,
 		  "producer: both defaults can be overridden");
 	relay_producer_destroy(p);
 	check(relay_message_max_bytes(NULL) == RELAY_MESSAGE_MAX_BYTES_DEFAULT &&

@@ -14,7 +14,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
-#include "producer_internal.h"
+#include "producer_fixtures.h"
 #include "tap.h"
 
 #define TXN_TIMEOUT_MS 30000
@@ -22,52 +22,14 @@
 static RelayProducer *
 txn_producer(const char *brokers, const char *txn_id)
 {
-	char		errbuf[RELAY_ERRLEN];
-	RelayProducer *p;
-
-	/* a bootstrap list means "join that mock cluster", none "start one" */
-	p = relay_producer_create(brokers ? brokers : "127.0.0.1:9",
-							  brokers ? NULL : "test.mock.num.brokers=3",
-							  NULL, txn_id, errbuf, sizeof(errbuf));
-	if (p == NULL)
-		fprintf(stderr, "# producer: %s\n", errbuf);
-	return p;
+	return fixture_producer(brokers, 3, NULL, txn_id);
 }
 
+/* n records of a 5-byte value */
 static RelayRecord *
 make_records(const char *topic, int n)
 {
-	RelayRecord *r = calloc(n, sizeof(RelayRecord));
-
-	for (int i = 0; i < n; i++)
-	{
-		r[i].id = i + 1;
-		r[i].topic = topic;
-		r[i].key = "k";
-		r[i].key_len = 1;
-		r[i].value = strdup("value");
-		r[i].value_len = 5;
-		r[i].timestamp_ms = 1700000000000;
-	}
-	return r;
-}
-
-static void
-free_records(RelayRecord *r, int n)
-{
-	for (int i = 0; i < n; i++)
-		free(r[i].value);
-	free(r);
-}
-
-static int
-count(const RelayChunk *c, RelayOutcome o)
-{
-	int			n = 0;
-
-	for (int i = 0; i < c->nrecords; i++)
-		n += c->outcome[i] == o;
-	return n;
+	return fixture_records(topic, n, 5);
 }
 
 static const char *
@@ -110,6 +72,31 @@ commit_until_done(RelayProducer *p, char *errbuf, size_t errlen)
 		if ((r = relay_txn_commit(p, TXN_TIMEOUT_MS, errbuf, errlen)) != RELAY_TXN_RETRY)
 			return r;
 	return r;
+}
+
+/* A transactional producer with its transactions initialized and one begun; NULL if none could be made. */
+static RelayProducer *
+begun_txn(const char *txn_id)
+{
+	char		errbuf[RELAY_ERRLEN] = "";
+	RelayProducer *p = txn_producer(NULL, txn_id);
+
+	if (!check(p != NULL, "%s: transactional producer created", txn_id))
+		return NULL;
+	init_until_done(p, errbuf, sizeof(errbuf));
+	relay_txn_begin(p, errbuf, sizeof(errbuf));
+	return p;
+}
+
+/* n new records to topic, sent as a new chunk; *records for the caller to free */
+static RelayChunk *
+send_new_chunk(RelayProducer *p, const char *topic, int n, RelayRecord **records)
+{
+	RelayChunk *c = relay_chunk_begin(p, n);
+
+	*records = make_records(topic, n);
+	relay_chunk_send(p, c, *records);
+	return c;
 }
 
 /*
@@ -162,9 +149,9 @@ test_commit(void)
 	check(res == RELAY_TXN_OK, "commit: commit is OK (%s %s)", result_name(res), errbuf);
 	/* commit flushed: every report has been served */
 	relay_producer_poll(p, 0);
-	check(count(c, RELAY_DELIVERED) == 10 && c->nreported == 10,
+	check(fixture_count(c, RELAY_DELIVERED) == 10 && c->nreported == 10,
 		  "commit: the chunk has exactly its own 10 reports, all delivered (%d delivered, %d reports)",
-		  count(c, RELAY_DELIVERED), c->nreported);
+		  fixture_count(c, RELAY_DELIVERED), c->nreported);
 
 	/* a second transaction on the same producer */
 	res = relay_txn_begin(p, errbuf, sizeof(errbuf));
@@ -181,7 +168,7 @@ test_commit(void)
 	check(res == RELAY_TXN_FATAL && h.fatal,
 		  "commit: begin inside an open transaction is FATAL and marks the producer fatal (%s: %s)",
 		  result_name(res), errbuf);
-	free_records(r, 10);
+	fixture_free_records(r, 10);
 	relay_producer_destroy(p);
 }
 
@@ -218,9 +205,7 @@ test_position_report_apart(void)
 	relay_producer_topic_known(p, "apart-fast", 5000);
 	rd_kafka_mock_broker_set_rtt(mc, 2, 3000);
 
-	r = make_records("apart-slow", 1);
-	c = relay_chunk_begin(p, 1);
-	relay_chunk_send(p, c, r);
+	c = send_new_chunk(p, "apart-slow", 1, &r);
 	relay_txn_add_record(p, "apart-fast", "relay-1", "pos", 3, errbuf, sizeof(errbuf));
 	/* the position's report comes long before the chunk record's */
 	while (c->nreported == 0 && polled < 2000)
@@ -235,7 +220,7 @@ test_position_report_apart(void)
 	check(res == RELAY_TXN_OK && c->outcome[0] == RELAY_DELIVERED && c->nreported == 1,
 		  "apart: after the commit, the chunk record has its own report (%s %s)",
 		  result_name(res), errbuf);
-	free_records(r, 1);
+	fixture_free_records(r, 1);
 	relay_producer_destroy(p);
 }
 
@@ -244,39 +229,33 @@ static void
 test_abort(void)
 {
 	char		errbuf[RELAY_ERRLEN] = "";
-	RelayProducer *p = txn_producer(NULL, "relay-abort");
+	RelayProducer *p = begun_txn("relay-abort");
 	RelayRecord *r;
 	RelayChunk *c;
 	RelayTxnResult res;
 	RelayHealth h;
 
-	if (!check(p != NULL, "abort: transactional producer created"))
+	if (p == NULL)
 		return;
-	init_until_done(p, errbuf, sizeof(errbuf));
-	relay_txn_begin(p, errbuf, sizeof(errbuf));
-	r = make_records("txn-abort", 5);
-	c = relay_chunk_begin(p, 5);
-	relay_chunk_send(p, c, r);
+	c = send_new_chunk(p, "txn-abort", 5, &r);
 	relay_txn_add_record(p, "txn-positions", "relay-1", "x", 1, errbuf, sizeof(errbuf));
 	res = relay_txn_abort(p, TXN_TIMEOUT_MS, errbuf, sizeof(errbuf));
 	check(res == RELAY_TXN_OK, "abort: abort is OK (%s %s)", result_name(res), errbuf);
 	relay_producer_poll(p, 100);
-	check(count(c, RELAY_DELIVERED) + count(c, RELAY_FAILED) + count(c, RELAY_PENDING) == 5 &&
+	check(fixture_count(c, RELAY_DELIVERED) + fixture_count(c, RELAY_FAILED) + fixture_count(c, RELAY_PENDING) == 5 &&
 		  c->nreported <= 5, "abort: the chunk has at most its own 5 reports (%d)", c->nreported);
 	relay_producer_health(p, &h);
 	check(!h.fatal, "abort: the producer stays usable");
 	res = relay_txn_begin(p, errbuf, sizeof(errbuf));
 	check(res == RELAY_TXN_OK, "abort: a new transaction begins (%s %s)", result_name(res), errbuf);
-	free_records(r, 5);
-	r = make_records("txn-abort", 5);
-	c = relay_chunk_begin(p, 5);
-	relay_chunk_send(p, c, r);
+	fixture_free_records(r, 5);
+	c = send_new_chunk(p, "txn-abort", 5, &r);
 	res = commit_until_done(p, errbuf, sizeof(errbuf));
 	relay_producer_poll(p, 0);
-	check(res == RELAY_TXN_OK && count(c, RELAY_DELIVERED) == 5,
+	check(res == RELAY_TXN_OK && fixture_count(c, RELAY_DELIVERED) == 5,
 		  "abort: the chunk sent again commits (%s, %d delivered)", result_name(res),
-		  count(c, RELAY_DELIVERED));
-	free_records(r, 5);
+		  fixture_count(c, RELAY_DELIVERED));
+	fixture_free_records(r, 5);
 	relay_producer_destroy(p);
 }
 
@@ -300,21 +279,19 @@ test_commit_aborts(void)
 	/* the broker refuses the produce: an abortable error for the transaction */
 	rd_kafka_mock_push_request_errors(mc, 0 /* ApiKey Produce */, 1,
 									  RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
-	r = make_records("txn-abortable", 3);
-	c = relay_chunk_begin(p, 3);
-	relay_chunk_send(p, c, r);
+	c = send_new_chunk(p, "txn-abortable", 3, &r);
 	res = commit_until_done(p, errbuf, sizeof(errbuf));
 	check(res == RELAY_TXN_ABORTED, "abortable: commit returns ABORTED (%s %s)",
 		  result_name(res), errbuf);
 	relay_producer_poll(p, 0);
-	check(count(c, RELAY_DELIVERED) < 3, "abortable: the chunk is not all delivered (%d)",
-		  count(c, RELAY_DELIVERED));
+	check(fixture_count(c, RELAY_DELIVERED) < 3, "abortable: the chunk is not all delivered (%d)",
+		  fixture_count(c, RELAY_DELIVERED));
 	relay_producer_health(p, &h);
 	res = relay_txn_begin(p, errbuf, sizeof(errbuf));
 	check(!h.fatal && res == RELAY_TXN_OK,
 		  "abortable: the producer goes on with a new transaction (%s %s)", result_name(res), errbuf);
 	relay_txn_abort(p, TXN_TIMEOUT_MS, errbuf, sizeof(errbuf));
-	free_records(r, 3);
+	fixture_free_records(r, 3);
 	relay_producer_destroy(p);
 }
 
@@ -338,9 +315,7 @@ test_commit_abort_retried(void)
 		return;
 	rd_kafka_mock_push_request_errors(mc, 0 /* ApiKey Produce */ , 1,
 									  RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
-	r = make_records("txn-abort-slow", 1);
-	c = relay_chunk_begin(p, 1);
-	relay_chunk_send(p, c, r);
+	c = send_new_chunk(p, "txn-abort-slow", 1, &r);
 	for (int i = 0; i < 200 && !relay_chunk_settled(c); i++)
 		relay_producer_poll(p, 50);
 	check(c->outcome[0] == RELAY_FAILED, "abort retried: the record failed");
@@ -356,7 +331,7 @@ test_commit_abort_retried(void)
 	res = relay_txn_begin(p, errbuf, sizeof(errbuf));
 	check(res == RELAY_TXN_OK, "abort retried: a new transaction begins (%s %s)", result_name(res), errbuf);
 	relay_txn_abort(p, TXN_TIMEOUT_MS, errbuf, sizeof(errbuf));
-	free_records(r, 1);
+	fixture_free_records(r, 1);
 	relay_producer_destroy(p);
 }
 
@@ -403,9 +378,7 @@ test_abort_settled(void)
 	if (p == NULL)
 		return;
 	w.mc = mc;
-	r = make_records("txn-abort-down", 3);
-	c = relay_chunk_begin(p, 3);
-	relay_chunk_send(p, c, r);
+	c = send_new_chunk(p, "txn-abort-down", 3, &r);
 	for (int i = 0; i < 200 && !relay_chunk_settled(c); i++)
 		relay_producer_poll(p, 50);
 	rd_kafka_mock_broker_set_down(mc, 1);
@@ -424,21 +397,19 @@ test_abort_settled(void)
 	check(res == RELAY_TXN_OK && w.calls >= 3 && !relay_txn_abort_pending(p) && !h.fatal,
 		  "abort settled: resumed until the coordinator came back (%s after %d waits: %s)",
 		  result_name(res), w.calls, errbuf);
-	free_records(r, 3);
+	fixture_free_records(r, 3);
 
 	res = relay_txn_begin(p, errbuf, sizeof(errbuf));
 	check(res == RELAY_TXN_OK, "abort settled: a new transaction begins (%s %s)",
 		  result_name(res), errbuf);
-	r = make_records("txn-abort-down", 3);
-	c = relay_chunk_begin(p, 3);
-	relay_chunk_send(p, c, r);
+	c = send_new_chunk(p, "txn-abort-down", 3, &r);
 	w.calls = 0;
 	res = relay_txn_commit_settled(p, TXN_TIMEOUT_MS, abort_wait, &w, errbuf, sizeof(errbuf));
 	relay_producer_poll(p, 0);
-	check(res == RELAY_TXN_OK && count(c, RELAY_DELIVERED) == 3,
+	check(res == RELAY_TXN_OK && fixture_count(c, RELAY_DELIVERED) == 3,
 		  "abort settled: the chunk sent again commits (%s, %d delivered)", result_name(res),
-		  count(c, RELAY_DELIVERED));
-	free_records(r, 3);
+		  fixture_count(c, RELAY_DELIVERED));
+	fixture_free_records(r, 3);
 	relay_producer_destroy(p);
 }
 
@@ -489,19 +460,14 @@ static void
 test_fencing(void)
 {
 	char		errbuf[RELAY_ERRLEN] = "";
-	RelayProducer *p = txn_producer(NULL, "relay-fence");
+	RelayProducer *p = begun_txn("relay-fence");
 	RelayRecord *r;
-	RelayChunk *c;
 	RelayTxnResult res;
 	RelayHealth h;
 
-	if (!check(p != NULL, "fencing: producer created"))
+	if (p == NULL)
 		return;
-	init_until_done(p, errbuf, sizeof(errbuf));
-	relay_txn_begin(p, errbuf, sizeof(errbuf));
-	r = make_records("txn-fence", 3);
-	c = relay_chunk_begin(p, 3);
-	relay_chunk_send(p, c, r);
+	(void) send_new_chunk(p, "txn-fence", 3, &r);
 	rd_kafka_mock_push_request_errors(rd_kafka_handle_mock_cluster(p->rk),
 									  26 /* ApiKey EndTxn */ , 1,
 									  RD_KAFKA_RESP_ERR_PRODUCER_FENCED);
@@ -513,20 +479,8 @@ test_fencing(void)
 	res = relay_txn_begin(p, errbuf, sizeof(errbuf));
 	check(res == RELAY_TXN_FENCED, "fencing: a fenced producer stays fenced (%s %s)",
 		  result_name(res), errbuf);
-	free_records(r, 3);
+	fixture_free_records(r, 3);
 	relay_producer_destroy(p);
-}
-
-static const char *
-producer_property(RelayProducer *p, const char *name)
-{
-	static char value[256];
-	size_t		size = sizeof(value);
-
-	if (p == NULL ||
-		rd_kafka_conf_get(rd_kafka_conf(p->rk), name, value, &size) != RD_KAFKA_CONF_OK)
-		return "";
-	return value;
 }
 
 /* message.timeout.ms must not outlast transaction.timeout.ms */
@@ -539,23 +493,23 @@ test_timeouts(void)
 				msg_ms;
 
 	p = relay_producer_create("127.0.0.1:1", NULL, NULL, "relay-t", errbuf, sizeof(errbuf));
-	txn_ms = atoi(producer_property(p, "transaction.timeout.ms"));
-	msg_ms = atoi(producer_property(p, "message.timeout.ms"));
+	txn_ms = atoi(fixture_property(p, "transaction.timeout.ms"));
+	msg_ms = atoi(fixture_property(p, "message.timeout.ms"));
 	check(p != NULL && txn_ms == RELAY_TRANSACTION_TIMEOUT_MS && msg_ms > 0 && msg_ms <= txn_ms,
 		  "timeouts: the defaults are valid for a transactional producer (transaction.timeout.ms=%d, message.timeout.ms=%d)",
 		  txn_ms, msg_ms);
-	check(strcmp(producer_property(p, "transactional.id"), "relay-t") == 0,
+	check(strcmp(fixture_property(p, "transactional.id"), "relay-t") == 0,
 		  "timeouts: transactional.id is the one given");
 	relay_producer_destroy(p);
 
 	p = relay_producer_create("127.0.0.1:1", NULL, NULL, "", errbuf, sizeof(errbuf));
-	check(p != NULL && producer_property(p, "transactional.id")[0] == '\0',
+	check(p != NULL && fixture_property(p, "transactional.id")[0] == '\0',
 		  "timeouts: an empty transactional id makes an idempotent producer");
 	relay_producer_destroy(p);
 
 	p = relay_producer_create("127.0.0.1:1", "transaction.timeout.ms=120000; message.timeout.ms=90000",
 							  NULL, "relay-t", errbuf, sizeof(errbuf));
-	check(p != NULL && atoi(producer_property(p, "transaction.timeout.ms")) == 120000,
+	check(p != NULL && atoi(fixture_property(p, "transaction.timeout.ms")) == 120000,
 		  "timeouts: the user may set both consistently (%s)", p ? "ok" : errbuf);
 	relay_producer_destroy(p);
 
