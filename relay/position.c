@@ -309,19 +309,10 @@ reader_create(const char *brokers, const char *properties, const char *secrets_f
 	return rk;
 }
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int
 remaining_ms(int64_t deadline)
 {
-	int64_t		left = deadline - now_ms();
+	int64_t		left = deadline - relay_now_ms();
 
 	return left > 0 ? (int) left : 0;
 }
@@ -480,7 +471,7 @@ relay_position_read(const char *brokers, const char *properties, const char *sec
 					const char *topic, const char *key, int timeout_ms,
 					char **value, size_t *len, char *errbuf, size_t errlen)
 {
-	int64_t		deadline = now_ms() + timeout_ms;
+	int64_t		deadline = relay_now_ms() + timeout_ms;
 	rd_kafka_t *rk;
 	rd_kafka_topic_t *rkt;
 	int64_t		low,
@@ -565,7 +556,7 @@ int
 relay_position_topic_ensure(RelayProducer *p, const char *topic, int timeout_ms,
 							char *errbuf, size_t errlen)
 {
-	int64_t		deadline = now_ms() + timeout_ms;
+	int64_t		deadline = relay_now_ms() + timeout_ms;
 	const struct rd_kafka_metadata *md = NULL;
 	rd_kafka_resp_err_t err;
 	rd_kafka_NewTopic_t *nt;

@@ -1,10 +1,22 @@
-/* Shared between producer.c and delivery.c only. */
+/* Shared by the relay/ files that work on a RelayProducer; not for src/. */
 #ifndef EDU_OUTBOX_PRODUCER_INTERNAL_H
 #define EDU_OUTBOX_PRODUCER_INTERNAL_H
+
+#include <time.h>
 
 #include <librdkafka/rdkafka.h>
 
 #include "relay.h"
+
+/* Monotonic milliseconds, for the deadlines of blocking calls. */
+static inline int64_t
+relay_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 struct RelayProducer
 {

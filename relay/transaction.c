@@ -137,15 +137,6 @@ relay_txn_add_record(RelayProducer *p, const char *topic, const char *key,
 	return true;
 }
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * Aborts after an abortable error at commit. Called again (by the next
  * commit) if the abort timed out: a commit in that state would only be
@@ -167,7 +158,7 @@ abort_for_commit(RelayProducer *p, int timeout_ms, const char *why, char *errbuf
 RelayTxnResult
 relay_txn_commit(RelayProducer *p, int timeout_ms, char *errbuf, size_t errlen)
 {
-	int64_t		deadline = now_ms() + timeout_ms;
+	int64_t		deadline = relay_now_ms() + timeout_ms;
 	rd_kafka_error_t *error;
 	RelayTxnResult result;
 	char		why[RELAY_ERRLEN];
@@ -188,7 +179,7 @@ relay_txn_commit(RelayProducer *p, int timeout_ms, char *errbuf, size_t errlen)
 	 * Abortable (a record failed, say): abort here, in what is left of the
 	 * time, so the caller only has to resend.
 	 */
-	left = deadline - now_ms();
+	left = deadline - relay_now_ms();
 	return abort_for_commit(p, left > 0 ? (int) left : 0, why, errbuf, errlen);
 }
 
