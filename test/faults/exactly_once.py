@@ -17,6 +17,7 @@ faults.py imports this module and calls bind() with its Scenario and Failed,
 the function that runs relay_kill_eos, and the workload seconds.
 """
 import contextlib
+import json
 import os
 import queue
 import shutil
@@ -75,6 +76,15 @@ def transactional_id(dbname=None):
     return "edu_outbox-%s-%s" % (sysid, dbname or DB)
 
 
+def kafka_position_seq(dbname=None):
+    """The seq of the relay's last position committed to Kafka (read_committed), -1 if none."""
+    key = transactional_id(dbname)
+    seqs = [json.loads(r["payload"])["seq"]
+            for r in consume("edu_outbox_positions", extra=[READ_COMMITTED], timeout=60)
+            if r.get("key") == key and r.get("payload")]
+    return max(seqs, default=-1)
+
+
 def relay_waits_on_lock(dbname=None):
     rows = sql("SELECT wait_event_type FROM pg_stat_activity "
                "WHERE backend_type = 'edu_outbox relay' AND datname = %s", (dbname or DB,))
@@ -111,13 +121,26 @@ class HeldPosition:
         self.conn = connect(autocommit=False, dbname=dbname)   # before the stall: no delay later
         HELD.append(self)
 
-    def hold(self):
-        with self.conn.cursor() as cur:
-            cur.execute("SELECT position_seq FROM edu_outbox.relay_state FOR UPDATE")
-            self.seq = cur.fetchone()[0]
-        wait_until(lambda: relay_waits_on_lock(self.dbname), 60,
-                   "the relay to wait for its position update")
-        return self.seq
+    def hold(self, attempts=5):
+        """Locks until the relay waits on the lock with a position in Kafka past
+        PostgreSQL's. The relay also writes relay_state without a Kafka commit
+        (an idle move past empty transactions, say): such a wait is let go and
+        the hold tried again. Returns PostgreSQL's position_seq."""
+        for attempt in range(attempts):
+            with self.conn.cursor() as cur:
+                cur.execute("SELECT position_seq FROM edu_outbox.relay_state FOR UPDATE")
+                self.seq = cur.fetchone()[0]
+            wait_until(lambda: relay_waits_on_lock(self.dbname), 60,
+                       "the relay to wait for its position update")
+            ahead = kafka_position_seq(self.dbname)
+            if ahead > self.seq:
+                return self.seq
+            note("hold: the relay waits with Kafka at position %d, PostgreSQL at %d "
+                 "(no commit in Kafka before this update): let go, try again" % (ahead, self.seq))
+            self.conn.rollback()
+            time.sleep(0.5)
+        raise Failed("the relay never waited on its position update after a commit in Kafka "
+                     "(%d tries)" % attempts)
 
     def release(self):
         """After a crash this only tidies up; otherwise it lets the relay go on."""
