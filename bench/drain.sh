@@ -49,6 +49,9 @@ export KAFKA_HOME_DIR=$WORK/kafka
 export PGDIR_EDU=$WORK/pg
 export PG_EXTRA_CONF="max_wal_size = '4GB'
 checkpoint_timeout = '30min'"
+# chunks: the buffers of bench/run.sh, whose section 3 it explains
+[ "$MODE" = chunks ] && PG_EXTRA_CONF="$PG_EXTRA_CONF
+shared_buffers = '512MB'"
 cleanup() {
   scripts/pg.sh destroy >/dev/null 2>&1 || true
   scripts/kafka.sh stop >/dev/null 2>&1 || true
@@ -66,6 +69,9 @@ now() { date +%s.%N; }
 pending() { q "SELECT pending_events FROM outbox_status()"; }
 wait_drained() {
   while [ "$(pending)" != 0 ]; do sleep 0.05; done
+}
+main_cpu() {    # the same, its main thread only (without librdkafka's threads)
+  awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/task/$1/stat"
 }
 relay_cpu() {   # user+system seconds of the relay process
   awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$(relay_pid)/stat"
@@ -113,7 +119,7 @@ mem() {
 
 # chunk_times SIZE N: drain N events of SIZE bytes with the relay's DEBUG2 chunk lines
 chunk_times() {
-  local size=$1 n=$2 topic=bench-chunks-$1 pad mark t0 t1 c0 c1
+  local size=$1 n=$2 topic=bench-chunks-$1-$2 pad mark t0 t1 c0 c1 m0 m1 pid
   pad=$(/usr/bin/python3 -c "import random; r = random.Random($size); print(''.join(r.choice('0123456789abcdef') for _ in range($size - 19)))")
   q "SELECT outbox_publish('$topic', '{}'::jsonb, 'k0')" >/dev/null   # the producer learns the topic first
   wait_drained
@@ -126,20 +132,24 @@ chunk_times() {
   q "ALTER SYSTEM SET log_min_messages = debug2" && q "SELECT pg_reload_conf()" >/dev/null
   sleep 1
   mark=$(wc -l <"$PGDIR_EDU/server.log")
-  c0=$(relay_cpu); t0=$(now)
+  pid=$(relay_pid)
+  c0=$(relay_cpu); m0=$(main_cpu "$pid"); t0=$(now)
   q "SELECT outbox_resume()" >/dev/null
   wait_drained
-  t1=$(now); c1=$(relay_cpu)
+  t1=$(now); c1=$(relay_cpu); m1=$(main_cpu "$pid")
   q "ALTER SYSTEM RESET log_min_messages" && q "SELECT pg_reload_conf()" >/dev/null
   tail -n +"$((mark + 1))" "$PGDIR_EDU/server.log" | grep 'relay chunk of' |
-    /usr/bin/python3 "$ROOT/bench/chunk_times.py" "$size" "$(echo "$t1 - $t0" | bc)" "$(echo "$c1 - $c0" | bc)"
-  q "TRUNCATE edu_outbox.outbox"
+    /usr/bin/python3 "$ROOT/bench/chunk_times.py" "$size" "$(echo "$t1 - $t0" | bc)" "$(echo "$c1 - $c0" | bc)" \
+      "$(echo "$m1 - $m0" | bc)"
 }
 
 case $MODE in
   txn) drain one "$N" 1; drain many "$N" "$TXNS" ;;
   mem) mem ;;
-  chunks) chunk_times 200 "$CHUNK_N_200"; chunk_times 2048 "$CHUNK_N_2K" ;;
+  chunks)
+    # a first drain warms the broker's JIT and the relay's producer, as bench/run.sh's warm-up does
+    chunk_times 200 100000 >/dev/null
+    chunk_times 200 "$CHUNK_N_200"; chunk_times 2048 "$CHUNK_N_2K" ;;
   all) mem; drain one "$N" 1; drain many "$N" "$TXNS" ;;
   *) echo "usage: $0 [txn|mem|chunks|all]" >&2; exit 2 ;;
 esac
