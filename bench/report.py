@@ -418,7 +418,8 @@ def latency_section(rows, summary, out, data_out):
             summary.append((EARLIER, "latency at 1000/s, %s: p99" % lab, "<= %g ms" % TARGETS["lat_p99"],
                             fmt(s["p99_ms"], 2) + " ms", s["p99_ms"] <= TARGETS["lat_p99"]))
     lines += ["", "The first benchmark's absolute targets (p50 <= 5 ms, p99 <= 25 ms at 1k/s) apply "
-              "to 200-byte events. Issue 13's latency goal compares edu_outbox with Debezium (section 6). When the achieved rate is below the target rate, the "
+              "to 200-byte events. Issue 13's latency goal compares edu_outbox with Debezium "
+              "(section 6). When the achieved rate is below the target rate, the "
               "publishing side (PostgreSQL commits on 2 shared CPUs) could not go faster.", "",
               "![latency distribution](latency_cdf.png)", ""]
     nt = [r for r in rows if r["phase"] == "newtopic"]
