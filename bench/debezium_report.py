@@ -32,6 +32,74 @@ def mark(ok):
     return "n/a" if ok is None else ("met" if ok else "NOT met")
 
 
+SYSTEMS = ("edu", "tuned", "defaults")
+LOADS = ("quiet", "busy")
+COLUMNS = ("edu", "defaults", "tuned")   # the order of the table's columns
+# the parts of each system's pipeline, without and with the broker
+PIPELINE = {"edu": ["relay"], "tuned": ["jvm", "walsender"], "defaults": ["jvm", "walsender"]}
+
+
+def edu_drains(recs):
+    """the relay's side-by-side drains: tput records of round >= 100 (bench/debezium.sh)"""
+    return [r for r in recs if r["phase"] == "tput" and r.get("kind") == "relay" and r["round"] >= 100]
+
+
+def measures(recs):
+    """the side-by-side medians over the rounds, per system: p50/p99 per load,
+    CPU us/event at 1k/s (quiet) without and with the broker, drain events/s, write tps"""
+    lat = [r for r in recs if r["phase"] == "sbs_latency"]
+
+    def lat_med(sys_, load, key):
+        return med([r["stats"][key] for r in lat if r["system"] == sys_ and r["load"] == load])
+
+    def cpu_med(sys_, parts):
+        return med([sum(r["cpu_us_per_event"][p] for p in parts) for r in lat
+                    if r["system"] == sys_ and r["load"] == "quiet"])
+
+    drains = {s: med([r["events_per_s"] for r in recs if r["phase"] == "sbs_drain" and r["system"] == s])
+              for s in SYSTEMS}
+    drains["edu"] = med([r["events_per_s"] for r in edu_drains(recs)])
+    return {
+        "p50": {(s, l): lat_med(s, l, "p50_ms") for s in SYSTEMS for l in LOADS},
+        "p99": {(s, l): lat_med(s, l, "p99_ms") for s in SYSTEMS for l in LOADS},
+        "cpu": {s: cpu_med(s, PIPELINE[s]) for s in SYSTEMS},
+        "cpu_broker": {s: cpu_med(s, PIPELINE[s] + ["broker"]) for s in SYSTEMS},
+        "drain": drains,
+        "write": {v: med([r["tps"] for r in recs if r["phase"] == "sbs_write" and r["variant"] == v])
+                  for v in ("publish", "dbz", "plain")},
+    }
+
+
+def comparison_rows(m, edu_drain):
+    """the side-by-side table: measure, edu, defaults, tuned, goal, ratio, met"""
+    rows = []
+    for load in LOADS:
+        r = ratio(m["p99"][("edu", load)], m["p99"][("tuned", load)])
+        rows.append(("latency at 1k/s, p50 / p99 ms (%s%s)" % (load, ", 1 pgbench client on another table" if load == "busy" else ""),
+                     *("%s / %s" % (f(m["p50"][(s, load)]), f(m["p99"][(s, load)])) for s in COLUMNS),
+                     "edu p99 <= 0.5x tuned", f(r, 2), mark(None if r is None else r <= 0.5)))
+    rows.append(("CPU us/event at 1k/s, pipeline alone (relay; JVM + walsender)",
+                 *(f(m["cpu"][s], 0) for s in COLUMNS),
+                 "(context)", f(ratio(m["cpu"]["edu"], m["cpu"]["tuned"]), 2), ""))
+    r = ratio(m["cpu_broker"]["edu"], m["cpu_broker"]["tuned"])
+    rows.append(("CPU us/event at 1k/s, pipeline + broker", *(f(m["cpu_broker"][s], 0) for s in COLUMNS),
+                 "<= 0.5x tuned", f(r, 2), mark(None if r is None else r <= 0.5)))
+    r = ratio(m["drain"]["edu"], m["drain"]["tuned"])
+    rows.append(("drain of a %s backlog, events/s" % (edu_drain[0]["n"] if edu_drain else "?"),
+                 *(f(m["drain"][s], 0) for s in COLUMNS),
+                 ">= 4x tuned", f(r, 2), mark(None if r is None else r >= 4)))
+    wp, wd = m["write"]["publish"], m["write"]["dbz"]
+    r = ratio(wp, wd)
+    rows.append(("write tps: INSERT business row + publish / + Debezium outbox INSERT and DELETE",
+                 f(wp, 0), f(wd, 0), f(wd, 0), ">= 1.0x Debezium", f(r, 2), mark(None if r is None else r >= 1.0)))
+    return rows
+
+
+def comparison_table(rows):
+    return (["| measure | edu_outbox | Debezium defaults | Debezium tuned | goal | ratio edu/tuned | goal met? |",
+             "|---|---|---|---|---|---|---|"] + ["| " + " | ".join(row) + " |" for row in rows])
+
+
 def main():
     data, out = sys.argv[1], sys.argv[2]
     os.makedirs(out, exist_ok=True)
@@ -44,51 +112,9 @@ def main():
                 env[k] = v
     lat = [r for r in recs if r["phase"] == "sbs_latency"]
     drain = [r for r in recs if r["phase"] == "sbs_drain"]
-    edu_drain = [r for r in recs if r["phase"] == "tput" and r.get("kind") == "relay" and r["round"] >= 100]
+    edu_drain = edu_drains(recs)
     write = [r for r in recs if r["phase"] == "sbs_write"]
-
-    def L(sys_, load, key):
-        return med([r["stats"][key] for r in lat if r["system"] == sys_ and r["load"] == load])
-
-    def C(sys_, parts):
-        return med([sum(r["cpu_us_per_event"][p] for p in parts) for r in lat
-                    if r["system"] == sys_ and r["load"] == "quiet"])
-
-    def W(v):
-        return med([r["tps"] for r in write if r["variant"] == v])
-
-    def D(sys_):
-        if sys_ == "edu":
-            return med([r["events_per_s"] for r in edu_drain])
-        return med([r["events_per_s"] for r in drain if r["system"] == sys_])
-
-    rows = []
-    p99 = {(s, l): L(s, l, "p99_ms") for s in ("edu", "tuned", "defaults") for l in ("quiet", "busy")}
-    p50 = {(s, l): L(s, l, "p50_ms") for s in ("edu", "tuned", "defaults") for l in ("quiet", "busy")}
-    for load in ("quiet", "busy"):
-        r = ratio(p99[("edu", load)], p99[("tuned", load)])
-        rows.append(("latency at 1k/s, p50 / p99 ms (%s%s)" % (load, ", 1 pgbench client on another table" if load == "busy" else ""),
-                     "%s / %s" % (f(p50[("edu", load)]), f(p99[("edu", load)])),
-                     "%s / %s" % (f(p50[("defaults", load)]), f(p99[("defaults", load)])),
-                     "%s / %s" % (f(p50[("tuned", load)]), f(p99[("tuned", load)])),
-                     "edu p99 <= 0.5x tuned", f(r, 2), mark(None if r is None else r <= 0.5)))
-    ce, ct = C("edu", ["relay"]), C("tuned", ["jvm", "walsender"])
-    cd = C("defaults", ["jvm", "walsender"])
-    rows.append(("CPU us/event at 1k/s, pipeline alone (relay; JVM + walsender)", f(ce, 0), f(cd, 0), f(ct, 0),
-                 "(context)", f(ratio(ce, ct), 2), ""))
-    ceb, ctb = C("edu", ["relay", "broker"]), C("tuned", ["jvm", "walsender", "broker"])
-    cdb = C("defaults", ["jvm", "walsender", "broker"])
-    r = ratio(ceb, ctb)
-    rows.append(("CPU us/event at 1k/s, pipeline + broker", f(ceb, 0), f(cdb, 0), f(ctb, 0),
-                 "<= 0.5x tuned", f(r, 2), mark(None if r is None else r <= 0.5)))
-    ed, td, dd = D("edu"), D("tuned"), D("defaults")
-    r = ratio(ed, td)
-    rows.append(("drain of a %s backlog, events/s" % (edu_drain[0]["n"] if edu_drain else "?"),
-                 f(ed, 0), f(dd, 0), f(td, 0), ">= 4x tuned", f(r, 2), mark(None if r is None else r >= 4)))
-    wp, wd, wl = W("publish"), W("dbz"), W("plain")
-    r = ratio(wp, wd)
-    rows.append(("write tps: INSERT business row + publish / + Debezium outbox INSERT and DELETE",
-                 f(wp, 0), f(wd, 0), f(wd, 0), ">= 1.0x Debezium", f(r, 2), mark(None if r is None else r >= 1.0)))
+    rows = comparison_rows(measures(recs), edu_drain)
 
     lines = []
     a = lines.append
@@ -108,10 +134,7 @@ def main():
     a("")
     a("## Side by side")
     a("")
-    a("| measure | edu_outbox | Debezium defaults | Debezium tuned | goal | ratio edu/tuned | goal met? |")
-    a("|---|---|---|---|---|---|---|")
-    for row in rows:
-        a("| " + " | ".join(row) + " |")
+    lines += comparison_table(rows)
     a("")
     a("Debezium tuned = poll.interval.ms=10, max.batch.size=4096, producer linger.ms=1, "
       "batch.size=262144, enable.idempotence=true. Debezium defaults = the connector's and "

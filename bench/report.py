@@ -14,16 +14,25 @@ import statistics
 import subprocess
 import sys
 
+import debezium_report as dbz
+
+# Issue 13's goals (the row label says which goal), and the first benchmark's
+# absolute targets (f95c7f7) that still mean something on their own ("earlier").
 TARGETS = {
-    "write": 1.15,          # tps_plain / tps_publish (relay paused) <=
-    "write_dbz": 1.0,       # tps_publish (relay paused) / tps_debezium_insert_delete >=
-    "capture": 1.3,         # tps_without / tps_with (relay paused), 200 B <=
-    "capture_2k": 1.6,      # the same, 2 KB <=
-    "tput_ratio": 0.8,      # relay / raw >=
-    "tput_abs_200": 30000,  # relay events/s (200 B) >=
-    "lat_p50": 5.0,         # ms at 1000/s <=
+    "write": 1.15,          # 13.5: tps_plain / tps_publish (relay paused) <=
+    "write_dbz": 1.0,       # 13.5: tps_publish (relay paused) / tps_debezium_insert_delete >=
+    "capture": 1.3,         # 13.5: tps_without / tps_with (relay paused), 200 B <=
+    "capture_2k": 1.6,      # 13.5: the same, 2 KB <=
+    "tput_ratio": 0.9,      # 13.4: relay / raw, 200 B >=
+    "tput_ratio_2k": 0.8,   # 13.4: the same, 2 KB >=
+    "drain_dbz": 4.0,       # 13.4: relay / Debezium tuned, drain events/s >=
+    "lat_dbz": 0.5,         # 13.2: p99 edu / p99 Debezium tuned at 1k/s, quiet and busy <=
+    "cpu_dbz": 0.5,         # 13.3: CPU/event relay + broker / JVM + walsender + broker <=
+    "tput_abs_200": 30000,  # earlier: relay events/s (200 B) >=
+    "lat_p50": 5.0,         # earlier: ms at 1000/s, 200 B <=
     "lat_p99": 25.0,
 }
+EARLIER = "earlier"         # the label of the first benchmark's targets
 
 
 def load(data):
@@ -64,7 +73,27 @@ def size_label(size):
 
 
 def met(ok):
+    if ok is None:
+        return "n/a"
     return "**met**" if ok else "**not met**"
+
+
+def ratio_target(goal, what, a, b, limit, at_most, nd=0, unit=""):
+    """a target row for the ratio a / b, with both values in brackets"""
+    r = a / b if a is not None and b else None
+    got = "n/a" if r is None else "%s (%s / %s%s)" % (fmt(r, 2), fmt(a, nd), fmt(b, nd), unit)
+    ok = None if r is None else (r <= limit if at_most else r >= limit)
+    return (goal, what, "%s %g" % ("<=" if at_most else ">=", limit), got, ok)
+
+
+def targets_table(summary):
+    """issue 13's goals in order, then the earlier targets"""
+    lines = ["| goal | measure | target | this run | |", "|---|---|---|---|---|"]
+    for goal, what, target, got, ok in sorted(summary, key=lambda row: (row[0] == EARLIER, row[0])):
+        lines.append("| %s | %s | %s | %s | %s |" % (goal, what, target, got, met(ok)))
+    return lines + ["", "Goal 13.N is issue 13's goal N; **%s** rows are the first benchmark's absolute "
+                    "targets (commit f95c7f7), kept for reference. Ratios are medians over the rounds "
+                    "(the drains: ratio of the means); the values behind each ratio are in brackets." % EARLIER, ""]
 
 
 def gnuplot(script, cwd):
@@ -218,14 +247,14 @@ def write_section(rows, summary):
             lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 size_label(size), build, pp, pc, pd, dc, rr, rd))
             if build == "current" and m_pp is not None:
-                summary.append(("1", "write cost, %s: tps plain / tps publish (relay paused)" % size_label(size),
+                summary.append(("13.5", "write cost, %s: tps plain / tps publish (relay paused)" % size_label(size),
                                 "<= %.2f" % TARGETS["write"], fmt(m_pp, 3), m_pp <= TARGETS["write"]))
             if build == "current" and m_pd is not None:
-                summary.append(("1", "write, %s: tps publish (relay paused) / tps Debezium INSERT + DELETE"
+                summary.append(("13.5", "write, %s: tps publish (relay paused) / tps Debezium INSERT + DELETE"
                                 % size_label(size), ">= %.1f" % TARGETS["write_dbz"], fmt(m_pd, 3),
                                 m_pd >= TARGETS["write_dbz"]))
             if build == "current" and m_pc is not None and m_dc is not None:
-                summary.append(("1", "the same two, %s, by PostgreSQL CPU/txn: publish (paused) / plain; "
+                summary.append(("13.5", "the same two, %s, by PostgreSQL CPU/txn: publish (paused) / plain; "
                                 "Debezium / publish (paused)" % size_label(size),
                                 "<= %.2f; >= %.1f" % (TARGETS["write"], TARGETS["write_dbz"]),
                                 "%s; %s" % (fmt(m_pc, 3), fmt(m_dc, 3)),
@@ -268,10 +297,10 @@ def capture_section(rows, summary):
             rc, _ = median_cell(ratio_rows(rs, "cap_off", "cap_on", "pg_cpu_us_per_txn", build=build))
             lines.append("| %s | %s | %s | %s | %s | %s |" % (size_label(size), build, pp, pc, rr, rc))
             if build == "current" and m_pp is not None:
-                summary.append(("2", "capture trigger cost, %s: tps without / tps with (relay paused)"
+                summary.append(("13.5", "capture trigger cost, %s: tps without / tps with (relay paused)"
                                 % size_label(size), "<= %.1f" % target, fmt(m_pp, 3), m_pp <= target))
             if build == "current" and m_pc is not None:
-                summary.append(("2", "the same, %s, by PostgreSQL CPU/txn: with (paused) / without"
+                summary.append(("13.5", "the same, %s, by PostgreSQL CPU/txn: with (paused) / without"
                                 % size_label(size), "<= %.1f" % target, fmt(m_pc, 3), m_pc <= target))
     lines += ["", "The target compares the trigger's own cost (relay paused); with the relay running, "
               "its and the broker's CPU per event come on top (see the runs).", ""]
@@ -279,7 +308,8 @@ def capture_section(rows, summary):
 
 
 def tput_section(rows, summary, out, data_out):
-    t = [r for r in rows if r["phase"] == "tput"]
+    # rounds >= 100 are the side-by-side drains of bench/debezium.sh (section 6)
+    t = [r for r in rows if r["phase"] == "tput" and r["round"] < 100]
     lines = ["## 3. Relay throughput vs a raw librdkafka producer", "",
              "A backlog of N events (transactions of %s events each, keys `k0`..`k999`, the same "
              "payload bytes as below) is written while the relay is paused, the outbox is vacuumed "
@@ -322,10 +352,11 @@ def tput_section(rows, summary, out, data_out):
         lines.append("| %s | | **mean** | **%s** | **%s** | **%s** | **%s** | | |" % (
             size_label(size), fmt(mr), fmt(ma), fmt(mc), fmt(ratio, 3)))
         bars.append((size_label(size), mr, ma, mc))
-        summary.append(("3", "relay throughput, %s: relay / raw producer" % size_label(size),
-                        ">= %.1f" % TARGETS["tput_ratio"], fmt(ratio, 3), ratio >= TARGETS["tput_ratio"]))
+        target = TARGETS["tput_ratio"] if int(size) < 1024 else TARGETS["tput_ratio_2k"]
+        summary.append(ratio_target("13.4", "drain, %s: relay / raw producer (events/s)" % size_label(size),
+                                    mr, ma, target, False))
         if int(size) < 1024:
-            summary.append(("3", "relay throughput, %s: events/s" % size_label(size),
+            summary.append((EARLIER, "drain, %s: relay events/s" % size_label(size),
                             ">= {:,}".format(TARGETS["tput_abs_200"]), fmt(mr), mr >= TARGETS["tput_abs_200"]))
     if t:
         rel0 = next(r for r in t if r["kind"] == "relay")
@@ -380,14 +411,15 @@ def latency_section(rows, summary, out, data_out):
             fmt(s["p50_ms"], 2), fmt(s["p95_ms"], 2), fmt(s["p99_ms"], 2), fmt(s["max_ms"], 1),
             fmt(s["min_ms"], 1), s["missing"], cpu, busy))
         plots.append((r["size"], r["rate"]))
-        if int(r["rate"]) == 1000:
+        if int(r["rate"]) == 1000 and int(r["size"]) < 1024:
             lab = size_label(r["size"])
-            summary.append(("4", "latency at 1000/s, %s: p50" % lab, "<= %g ms" % TARGETS["lat_p50"],
+            summary.append((EARLIER, "latency at 1000/s, %s: p50" % lab, "<= %g ms" % TARGETS["lat_p50"],
                             fmt(s["p50_ms"], 2) + " ms", s["p50_ms"] <= TARGETS["lat_p50"]))
-            summary.append(("4", "latency at 1000/s, %s: p99" % lab, "<= %g ms" % TARGETS["lat_p99"],
+            summary.append((EARLIER, "latency at 1000/s, %s: p99" % lab, "<= %g ms" % TARGETS["lat_p99"],
                             fmt(s["p99_ms"], 2) + " ms", s["p99_ms"] <= TARGETS["lat_p99"]))
-    lines += ["", "The target applies to 200-byte events; 2 KB rows are reported against the same "
-              "numbers for information. When the achieved rate is below the target rate, the "
+    lines += ["", "The first benchmark's absolute targets (p50 <= 5 ms, p99 <= 25 ms at 1k/s) apply "
+              "to 200-byte events. Issue 13's latency goal compares edu_outbox with Debezium "
+              "(section 6). When the achieved rate is below the target rate, the "
               "publishing side (PostgreSQL commits on 2 shared CPUs) could not go faster.", "",
               "![latency distribution](latency_cdf.png)", ""]
     nt = [r for r in rows if r["phase"] == "newtopic"]
@@ -559,9 +591,57 @@ def durability_report(rows, env, out, data_out):
         f.write("\n".join(lines + machine_section(env, DATA[0])) + "\n")
 
 
+def debezium_section(rows, summary, data_out):
+    """6. the side-by-side comparison (bench/debezium.sh), and issue 13's goals 2, 3, 4 against Debezium tuned"""
+    if not any(r["phase"].startswith("sbs_") for r in rows):
+        summary.append(("13.2-4", "the goals against Debezium", "BENCH_PEERS=debezium", "not run", None))
+        return []
+    m = dbz.measures(rows)
+    for load, label in (("quiet", "quiet"), ("busy", "with 1 pgbench client on another table")):
+        summary.append(ratio_target("13.2", "latency at 1k/s, 200 B, %s: p99 edu_outbox / p99 Debezium tuned" % label,
+                                    m["p99"][("edu", load)], m["p99"][("tuned", load)],
+                                    TARGETS["lat_dbz"], True, 1, " ms"))
+    summary.append(ratio_target("13.3", "CPU/event at 1k/s, 200 B: relay + broker / Debezium tuned's JVM + "
+                                "walsender + broker", m["cpu_broker"]["edu"], m["cpu_broker"]["tuned"],
+                                TARGETS["cpu_dbz"], True, 0, " us"))
+    drains = dbz.edu_drains(rows)
+    summary.append(ratio_target("13.4", "drain of a %s-event backlog, 200 B: relay / Debezium tuned (events/s)"
+                                % fmt(drains[0]["n"] if drains else None), m["drain"]["edu"], m["drain"]["tuned"],
+                                TARGETS["drain_dbz"], False))
+    for name in os.listdir(DATA[0]):
+        if name.startswith("cdf_sbs_"):
+            shutil.copy(os.path.join(DATA[0], name), data_out)
+    return (["## 6. Side by side with Debezium", "",
+             "`bench/debezium.sh`: Debezium%s (Kafka Connect standalone, the PostgreSQL connector with "
+             "`pgoutput` and the Outbox Event Router) on the same cluster and broker, measured with the "
+             "same publisher and consumer, rounds alternating between the systems; medians over the "
+             "rounds. Its outbox cleanup (a DELETE of the row in the writing transaction) is in its "
+             "write cost. Every round, the profiles and the CDF plot: `DEBEZIUM.md`." %
+             (" " + ENV[0]["debezium"] if "debezium" in ENV[0] else ""), ""]
+            + dbz.comparison_table(dbz.comparison_rows(m, drains)) + [""])
+
+
+def sustained_target(data_out):
+    """13.6: the committed 30-minute run (bench/run.sh sustained, SUSTAINED.md), not re-run here:
+    nothing lost, and the outbox no bigger in its second half than in its first (bounded)"""
+    what = "the committed 30-minute sustained run (`SUSTAINED.md`, not re-run here): events lost; outbox MB, max of 1st / 2nd half"
+    path = os.path.join(data_out, "sustained_results.jsonl")
+    if not os.path.exists(path):
+        return ("13.6", what, "0 lost, 2nd <= 1.5x 1st", "no committed run", False)
+    r = json.loads(open(path).readline())
+    with open(os.path.join(data_out, "sustained.tsv")) as f:
+        mb = [float(line.split()[1]) / 1048576 for line in list(f)[1:] if len(line.split()) > 1]
+    first, second = max(mb[:len(mb) // 2]), max(mb[len(mb) // 2:])
+    got = "%d lost of %s in %s s; %s / %s MB" % (r["stats"]["missing"], fmt(r["stats"]["published"]),
+                                                 fmt(r["seconds"]), fmt(first, 1), fmt(second, 1))
+    ok = r["seconds"] >= 1800 and r["stats"]["missing"] == 0 and second <= 1.5 * first
+    return ("13.6", what, "0 lost, 2nd <= 1.5x 1st", got, ok)
+
+
 DATA = [None]
 ENV = [None]
 BACKLOG_TXN = ["?"]
+COPIED = ("results.jsonl", "env.txt", "pg_settings.txt", "kafka_server.properties", "free.txt")
 PARTITIONS = ["?"]
 
 
@@ -578,11 +658,12 @@ def main():
     if mode == "durability":
         durability_report(rows, env, out, data_out)
         return
-    # drop what an earlier run of the same mode left (the other mode's files stay)
+    # drop what an earlier run of the same mode left (the other modes' files stay)
     prefix = {"all": "", "sustained": "sustained_", "write": "write_"}[mode]
+    own = {"all": COPIED + ("cdf_", "throughput", "short_sustained"), "sustained": ("sustained",),
+           "write": ("write_",)}[mode]
     for name in os.listdir(data_out):
-        if (name.startswith(prefix) if prefix else
-                not name.startswith(("sustained", "write_"))):
+        if name.startswith(own):
             os.unlink(os.path.join(data_out, name))
     stale = {"sustained": ["SUSTAINED.md", "sustained_table_size.png", "sustained_latency.png"],
              "write": ["WRITE.md"]}.get(
@@ -590,7 +671,7 @@ def main():
     for name in stale:
         if os.path.exists(os.path.join(out, name)):
             os.unlink(os.path.join(out, name))
-    for name in ["results.jsonl", "env.txt", "pg_settings.txt", "kafka_server.properties", "free.txt"]:
+    for name in COPIED:
         if os.path.exists(os.path.join(data, name)):
             shutil.copy(os.path.join(data, name), os.path.join(data_out, prefix + name))
     end = json.loads(read(data, "end.json", "{}") or "{}")
@@ -619,10 +700,8 @@ def main():
                     env.get("date"), env.get("git"),
                     " (plus %s locally modified files)" % env["git_modified"] if env.get("git_modified", "0") != "0" else "",
                     fmt(end.get("measure_seconds", 0) / 60.0, 1)), "",
-                "## Targets", "", "| # | measure | target | this run | |", "|---|---|---|---|---|"]
-        head += ["| %s | %s | %s | %s | %s |" % (sec, what, target, got, met(ok))
-                 for sec, what, target, got, ok in summary]
-        doc = head + [""] + body + machine_section(env, data) + settings_section(env, data)
+                "## Targets", ""] + targets_table(summary)
+        doc = head + body + machine_section(env, data) + settings_section(env, data)
         with open(os.path.join(out, "WRITE.md"), "w") as f:
             f.write("\n".join(doc) + "\n")
         return
@@ -632,6 +711,8 @@ def main():
                               "## 5. Sustained load (short run)")
     body += ["For the long run (30 minutes by default) use `bash bench/run.sh sustained`; "
              "it writes `SUSTAINED.md`.", ""]
+    body += debezium_section(rows, summary, data_out)
+    summary.append(sustained_target(data_out))
 
     head = ["# edu_outbox benchmark report", "",
             "Generated by `bash bench/run.sh`%s on %s at commit `%s`%s; measuring took %s min. "
@@ -642,11 +723,7 @@ def main():
                 env.get("date"), env.get("git"),
                 " (plus %s locally modified files)" % env["git_modified"] if env.get("git_modified", "0") != "0" else "",
                 fmt(end.get("measure_seconds", 0) / 60.0, 1)), "",
-            "## Targets", "",
-            "| # | measure | target | this run | |", "|---|---|---|---|---|"]
-    for sec, what, target, got, ok in summary:
-        head.append("| %s | %s | %s | %s | %s |" % (sec, what, target, got, met(ok)))
-    head.append("")
+            "## Targets", ""] + targets_table(summary)
     doc = head + body + machine_section(env, data) + settings_section(env, data)
     with open(os.path.join(out, "REPORT.md"), "w") as f:
         f.write("\n".join(doc) + "\n")
