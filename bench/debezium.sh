@@ -265,7 +265,6 @@ sbs_write() {   # VARIANT ROUND: publish | dbz | plain, 200 B
 phase_debezium() {
   local r rounds=${BENCH_SBS_ROUNDS:-2} n=${BENCH_SBS_DRAIN_N:-200000}
   log "6. side by side with Debezium $DBZ_VERSION (Connect $DBZ_KAFKA_VERSION): latency at ${BENCH_SBS_RATE:-1000}/s, drain of $n, write tps ($rounds rounds, interleaved)"
-  echo "debezium=$DBZ_VERSION (Kafka Connect $DBZ_KAFKA_VERSION)" >>"$DATA/env.txt"
   dbz_profile defaults
   sbs_latency defaults quiet 1
   for r in $(seq 1 "$rounds"); do

@@ -612,12 +612,11 @@ def debezium_section(rows, summary, data_out):
         if name.startswith("cdf_sbs_"):
             shutil.copy(os.path.join(DATA[0], name), data_out)
     return (["## 6. Side by side with Debezium", "",
-             "`bench/debezium.sh`: Debezium%s (Kafka Connect standalone, the PostgreSQL connector with "
-             "`pgoutput` and the Outbox Event Router) on the same cluster and broker, measured with the "
+             "`bench/debezium.sh`: %s, `pgoutput`, on the same cluster and broker, measured with the "
              "same publisher and consumer, rounds alternating between the systems; medians over the "
              "rounds. Its outbox cleanup (a DELETE of the row in the writing transaction) is in its "
              "write cost. Every round, the profiles and the CDF plot: `DEBEZIUM.md`." %
-             (" " + ENV[0]["debezium"] if "debezium" in ENV[0] else ""), ""]
+             ENV[0].get("debezium", "Debezium"), ""]
             + dbz.comparison_table(dbz.comparison_rows(m, drains)) + [""])
 
 
