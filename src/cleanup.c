@@ -59,6 +59,7 @@ outbox_cleanup(const char *delivered_snapshot)
 	int64		range;
 	int			part;
 	char		relname[NAMEDATALEN];
+	Oid			nsp;
 	Oid			relid;
 	bool		isnull;
 	int64		total;
@@ -80,9 +81,19 @@ outbox_cleanup(const char *delivered_snapshot)
 
 	part = (int) ((range + 1) % OUTBOX_PARTITIONS);
 	snprintf(relname, sizeof(relname), "outbox_p%d", part);
-	relid = get_relname_relid(relname, get_namespace_oid(OUTBOX_SCHEMA, false));
+	nsp = get_namespace_oid(OUTBOX_SCHEMA, false);
+	relid = get_relname_relid(relname, nsp);
 	if (!OidIsValid(relid))
 		elog(ERROR, "edu_outbox: partition %s.%s is missing", OUTBOX_SCHEMA, relname);
+
+	/*
+	 * The parent first, as a TRUNCATE of the whole outbox locks it: holding
+	 * a partition while that TRUNCATE waits for it, the batch read of the
+	 * parent that follows in this transaction would deadlock. If someone
+	 * holds the parent, try again later.
+	 */
+	if (!ConditionalLockRelationOid(get_relname_relid("outbox", nsp), AccessShareLock))
+		return false;
 
 	/* cheap early exit while a backlog is still in there: no lock taken */
 	values[0] = CStringGetTextDatum(delivered_snapshot);
