@@ -157,6 +157,38 @@ def test_truncate_mid_batch_recovers_with_a_warning():
         set_and_reload(chunk_max_events=None)
 
 
+def test_truncate_of_the_outbox_does_not_deadlock_with_cleanup():
+    # A TRUNCATE of the whole outbox locks the parent, then every partition.
+    # The relay's cleanup locked a partition first and read the parent after,
+    # so with a TRUNCATE in between one of them died of "deadlock detected".
+    # Here the TRUNCATE's first lock is taken alone (LOCK TABLE ONLY) while the
+    # id sequence enters a new range, which makes the relay's next cycle look
+    # at a partition to clean; then the TRUNCATE goes on.
+    topic = new_topic("trunc-lock")
+    publish(topic, {"n": 0}, "k")
+    wait_for_records(topic, 1, timeout=60)
+    wait_until(lambda: undelivered_count() == 0, timeout=30, what="nothing pending")
+    mark = len(server_log())
+    conn = connect(autocommit=False)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET statement_timeout = '30s'")
+            cur.execute("LOCK TABLE ONLY edu_outbox.outbox IN ACCESS EXCLUSIVE MODE")
+            cur.execute("SELECT setval('edu_outbox.outbox_id_seq', "
+                        "(last_value / 65536 + 1) * 65536) FROM edu_outbox.outbox_id_seq")
+            wait_until(lambda: sql("SELECT wait_event_type FROM pg_stat_activity "
+                                   "WHERE backend_type = 'edu_outbox relay'") == [("Lock",)],
+                       timeout=30, what="the relay to wait for the outbox")
+            cur.execute("TRUNCATE edu_outbox.outbox")
+        conn.commit()
+    finally:
+        conn.close()
+    log = server_log()[mark:]
+    assert "deadlock detected" not in log, log[-3000:]
+    publish(topic, {"n": 1}, "k")
+    wait_for_records(topic, 2, timeout=60)
+
+
 def test_no_progress_shows_as_stalled_with_the_reason():
     # Finding 5: status said "delivering" while nothing moved. With events
     # pending and no progress for stall_timeout, worker_state is 'stalled'.
@@ -207,6 +239,7 @@ def test_idle_relay_with_dead_letters_uses_no_cpu():
 TESTS = [
     test_reading_a_huge_transaction_sorts_nothing,
     test_truncate_mid_batch_recovers_with_a_warning,
+    test_truncate_of_the_outbox_does_not_deadlock_with_cleanup,
     test_no_progress_shows_as_stalled_with_the_reason,
     test_idle_relay_with_dead_letters_uses_no_cpu,
     test_big_events_relay_memory_is_bounded,
