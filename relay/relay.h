@@ -270,8 +270,7 @@ typedef bool (*RelayTxnWait) (void *arg);
 
 /*
  * relay_txn_commit / relay_txn_abort, called again (each call blocking up to
- * call_timeout_ms) until the outcome is known or wait(arg) says stop. Never
- * drop a producer whose abort has not finished: see transaction.c.
+ * call_timeout_ms) until the outcome is known or wait(arg) says stop.
  */
 extern RelayTxnResult relay_txn_commit_settled(RelayProducer *producer, int call_timeout_ms,
 											   RelayTxnWait wait, void *arg,

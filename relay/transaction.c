@@ -204,10 +204,10 @@ relay_txn_abort(RelayProducer *p, int timeout_ms, char *errbuf, size_t errlen)
 }
 
 /*
- * Repeats a resumable call while its answer is RETRY. A producer must not be
- * given up while its abort is unfinished: records it still has in flight
- * could reach a partition after a new producer ended the transaction, and
- * such a record holds back read_committed readers for good.
+ * Repeats a resumable call while its answer is RETRY. librdkafka goes on
+ * with a timed-out commit or abort in the background and accepts no other
+ * transactional call until the same call is made again and finishes; the
+ * relay used to treat such an abort as failed and drop the producer.
  */
 static RelayTxnResult
 settle(RelayTxnResult (*call) (RelayProducer *, int, char *, size_t),

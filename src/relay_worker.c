@@ -73,6 +73,10 @@ typedef enum RelayState
 	RELAY_WAITING_FOR_UPDATE
 } RelayState;
 
+/* Kafka silent this long (ms): ask whether any broker answers; the question waits at most the timeout. */
+#define BROKER_PROBE_MS 5000
+#define BROKER_PROBE_TIMEOUT_MS 2000
+
 static const char *const state_names[] = {
 	"starting", "waiting for extension", "bad configuration", "delivering",
 	"paused", "failing", "stalled", "fenced", "waiting for extension update"
@@ -93,10 +97,6 @@ static OutboxBatch batch;
 static MemoryContext cycle_cxt = NULL;	/* reset at the start of every cycle */
 static TimestampTz progress_at = 0;	/* last time the position moved or nothing was pending */
 static bool brokers_down_logged = false;
-
-/* Kafka silent this long (ms): ask whether any broker answers; the question waits at most the timeout. */
-#define BROKER_PROBE_MS 5000
-#define BROKER_PROBE_TIMEOUT_MS 2000
 static bool producer_stale = false;
 static char *relay_dbname = NULL;	/* the database this worker relays */
 static bool relay_needs_extension = false;	/* '*' mode: stop when the extension is gone */
@@ -929,7 +929,8 @@ finish_transaction(const OutboxEvent *events, int n, const DecideOutput *out,
 
 /*
  * DEBUG2: where a chunk's time went (read includes the previous chunk's
- * position update, which shares its transaction). For tuning and for the
+ * position update, which shares its transaction, and the wait for the
+ * chunk's WAL to be durable). For tuning and for the
  * benchmark's account of the drain rate.
  */
 static void
